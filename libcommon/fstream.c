@@ -1,0 +1,377 @@
+/* fstream: the frame stream over a file descriptor; see fstream.h. */
+#include "fstream.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include "cli.h"
+
+/* The fixed part of every record, in the writer's (native) byte order. */
+struct record {
+	char magic[4];		/* "MSFR" */
+	uint32_t kind;
+	uint64_t seq;
+	uint64_t t_ns;
+	uint64_t payload;
+};
+_Static_assert(sizeof(struct record) == 32, "record header is 32 bytes");
+
+struct ms_fwriter {
+	int fd;
+	const char *name;
+	struct ms_frame_info info;
+	size_t frame_bytes;
+	uint64_t count;
+};
+
+struct ms_freader {
+	int fd;
+	char *name;
+	struct ms_frame_info info;
+	size_t frame_bytes;
+	uint64_t count;
+	unsigned char *pixels;
+	bool ended;
+	/* Bytes read past the header while looking for its end. */
+	unsigned char pending[MS_FSTREAM_HEADER_MAX];
+	size_t npending, pending_off;
+};
+
+static int write_all(int fd, const void *buf, size_t n)
+{
+	const char *p = buf;
+	while (n > 0) {
+		ssize_t k = write(fd, p, n);
+		if (k < 0) {
+			if (errno == EINTR)
+				continue;
+			return -1;
+		}
+		p += k;
+		n -= (size_t)k;
+	}
+	return 0;
+}
+
+static int writev_all(int fd, struct iovec *iov, int n)
+{
+	while (n > 0) {
+		ssize_t k = writev(fd, iov, n);
+		if (k < 0) {
+			if (errno == EINTR)
+				continue;
+			return -1;
+		}
+		while (n > 0 && (size_t)k >= iov->iov_len) {
+			k -= (ssize_t)iov->iov_len;
+			iov++;
+			n--;
+		}
+		if (n > 0) {
+			iov->iov_base = (char *)iov->iov_base + k;
+			iov->iov_len -= (size_t)k;
+		}
+	}
+	return 0;
+}
+
+static bool little_endian(void)
+{
+	const uint16_t one = 1;
+	return *(const unsigned char *)&one == 1;
+}
+
+struct ms_fwriter *ms_fwriter_open(int fd, const struct ms_frame_info *info,
+                                   const char *name, ms_err *e)
+{
+	if (info->width == 0 || info->height == 0 || ms_pixfmt_bytes(info->fmt) == 0) {
+		ms_err_set(e, "%s: bad frame geometry %ux%u %s", name, info->width,
+		           info->height, ms_pixfmt_name(info->fmt));
+		return NULL;
+	}
+	char hdr[MS_FSTREAM_HEADER_MAX];
+	int n = snprintf(hdr, sizeof hdr,
+	                 "%s %d\nWIDTH %u\nHEIGHT %u\nFORMAT %s\nNM_PER_PX %.17g\n"
+	                 "ENDIAN %s\nTRANSPORT inline\nENDHDR\n",
+	                 MS_FSTREAM_MAGIC, MS_FSTREAM_VERSION, info->width, info->height,
+	                 ms_pixfmt_name(info->fmt), info->nm_per_px,
+	                 little_endian() ? "little" : "big");
+	if (write_all(fd, hdr, (size_t)n) < 0) {
+		ms_err_set(e, "cannot write to %s:", name);
+		return NULL;
+	}
+	struct ms_fwriter *w = calloc(1, sizeof *w);
+	if (!w) {
+		ms_err_set(e, "out of memory");
+		return NULL;
+	}
+	w->fd = fd;
+	w->name = name;
+	w->info = *info;
+	w->frame_bytes = ms_frame_bytes(info);
+	return w;
+}
+
+int ms_fwriter_put(struct ms_fwriter *w, const struct ms_frame *f, ms_err *e)
+{
+	if (f->info.width != w->info.width || f->info.height != w->info.height ||
+	    f->info.fmt != w->info.fmt)
+		return ms_err_set(e, "%s: frame %" PRIu64 " is %ux%u %s, the stream is %ux%u %s",
+		                  w->name, f->seq, f->info.width, f->info.height,
+		                  ms_pixfmt_name(f->info.fmt), w->info.width, w->info.height,
+		                  ms_pixfmt_name(w->info.fmt));
+	struct record rec = { { 'M', 'S', 'F', 'R' }, MS_REC_FRAME, f->seq, f->t_ns, w->frame_bytes };
+	struct iovec iov[2] = {
+		{ &rec, sizeof rec },
+		{ (void *)f->pixels, w->frame_bytes },
+	};
+	if (writev_all(w->fd, iov, 2) < 0)
+		return ms_err_set(e, "cannot write to %s:", w->name);
+	w->count++;
+	return 0;
+}
+
+int ms_fwriter_close(struct ms_fwriter *w, ms_err *e)
+{
+	struct record rec = { { 'M', 'S', 'F', 'R' }, MS_REC_END, w->count, ms_now_ns(), 0 };
+	int rc = 0;
+	if (write_all(w->fd, &rec, sizeof rec) < 0)
+		rc = ms_err_set(e, "cannot write to %s:", w->name);
+	free(w);
+	return rc;
+}
+
+void ms_fwriter_abandon(struct ms_fwriter *w)
+{
+	free(w);
+}
+
+bool ms_fstream_sniff(const void *buf, size_t n)
+{
+	size_t m = strlen(MS_FSTREAM_MAGIC);
+	return n >= m + 1 && memcmp(buf, MS_FSTREAM_MAGIC, m) == 0 &&
+	       ((const char *)buf)[m] == ' ';
+}
+
+/* Read up to n bytes, first from what the header read left over. */
+static ssize_t read_some(struct ms_freader *r, void *buf, size_t n)
+{
+	if (r->pending_off < r->npending) {
+		size_t k = r->npending - r->pending_off;
+		if (k > n)
+			k = n;
+		memcpy(buf, r->pending + r->pending_off, k);
+		r->pending_off += k;
+		return (ssize_t)k;
+	}
+	for (;;) {
+		ssize_t k = read(r->fd, buf, n);
+		if (k < 0 && errno == EINTR)
+			continue;
+		return k;
+	}
+}
+
+/* Fill buf completely: returns n, or fewer at end of file, or -1. */
+static ssize_t read_full(struct ms_freader *r, void *buf, size_t n)
+{
+	size_t got = 0;
+	while (got < n) {
+		ssize_t k = read_some(r, (char *)buf + got, n - got);
+		if (k < 0)
+			return -1;
+		if (k == 0)
+			break;
+		got += (size_t)k;
+	}
+	return (ssize_t)got;
+}
+
+static int parse_header(struct ms_freader *r, char *text, ms_err *e)
+{
+	bool have_w = false, have_h = false, have_fmt = false, have_transport = false;
+	char *save = NULL;
+	int lineno = 0;
+	for (char *line = strtok_r(text, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+		lineno++;
+		char key[32], val[256];
+		if (sscanf(line, "%31s %255s", key, val) != 2)
+			return ms_err_set(e, "%s: header line %d is not 'KEY VALUE': '%s'",
+			                  r->name, lineno, line);
+		if (lineno == 1) {
+			long v;
+			if (strcmp(key, MS_FSTREAM_MAGIC) != 0)
+				return ms_err_set(e, "%s: not a frame stream", r->name);
+			if (ms_parse_long(val, &v) < 0 || v != MS_FSTREAM_VERSION)
+				return ms_err_set(e, "%s: frame stream version '%s' is not supported "
+				                  "(this reader knows version %d)", r->name, val,
+				                  MS_FSTREAM_VERSION);
+		} else if (strcmp(key, "WIDTH") == 0 || strcmp(key, "HEIGHT") == 0) {
+			long v;
+			if (ms_parse_long(val, &v) < 0 || v < 1 || v > (long)MS_FRAME_MAX_SIDE)
+				return ms_err_set(e, "%s: bad %s '%s' in header", r->name, key, val);
+			if (key[0] == 'W') {
+				r->info.width = (uint32_t)v;
+				have_w = true;
+			} else {
+				r->info.height = (uint32_t)v;
+				have_h = true;
+			}
+		} else if (strcmp(key, "FORMAT") == 0) {
+			r->info.fmt = ms_pixfmt_parse(val);
+			if (r->info.fmt == MS_PIX_NONE)
+				return ms_err_set(e, "%s: unknown pixel format '%s' in header", r->name, val);
+			have_fmt = true;
+		} else if (strcmp(key, "NM_PER_PX") == 0) {
+			double v;
+			if (ms_parse_double(val, &v) < 0 || v < 0)
+				return ms_err_set(e, "%s: bad NM_PER_PX '%s' in header", r->name, val);
+			r->info.nm_per_px = v;
+		} else if (strcmp(key, "ENDIAN") == 0) {
+			if (strcmp(val, little_endian() ? "little" : "big") != 0)
+				return ms_err_set(e, "%s: stream is %s-endian; this machine reads only its own order",
+				                  r->name, val);
+		} else if (strcmp(key, "TRANSPORT") == 0) {
+			if (strcmp(val, "inline") != 0)
+				return ms_err_set(e, "%s: transport '%s' is not supported by this reader",
+				                  r->name, val);
+			have_transport = true;
+		}
+		/* Other keys are for newer writers: ignored, as in PAM. */
+	}
+	if (!have_w || !have_h || !have_fmt || !have_transport)
+		return ms_err_set(e, "%s: header lacks %s", r->name,
+		                  !have_w ? "WIDTH" : !have_h ? "HEIGHT" : !have_fmt ? "FORMAT" : "TRANSPORT");
+	return 0;
+}
+
+struct ms_freader *ms_freader_open(int fd, const char *name, ms_err *e)
+{
+	struct ms_freader *r = calloc(1, sizeof *r);
+	if (!r) {
+		ms_err_set(e, "out of memory");
+		return NULL;
+	}
+	r->fd = fd;
+	r->name = strdup(name);
+	/* Read in chunks until "ENDHDR\n"; keep any bytes read beyond it. */
+	char buf[MS_FSTREAM_HEADER_MAX + 1];
+	size_t have = 0;
+	char *end = NULL;
+	while (!end) {
+		if (have == MS_FSTREAM_HEADER_MAX) {
+			ms_err_set(e, "%s: %s", name, ms_fstream_sniff(buf, have) ?
+			           "frame stream header has no ENDHDR line" : "not a frame stream");
+			goto fail;
+		}
+		ssize_t k = read(fd, buf + have, MS_FSTREAM_HEADER_MAX - have);
+		if (k < 0) {
+			if (errno == EINTR)
+				continue;
+			ms_err_set(e, "cannot read %s:", name);
+			goto fail;
+		}
+		if (k == 0) {
+			if (have == 0)
+				ms_err_set(e, "%s: empty input, not a frame stream", name);
+			else if (!ms_fstream_sniff(buf, have))
+				ms_err_set(e, "%s: not a frame stream", name);
+			else
+				ms_err_set(e, "%s: truncated frame stream header", name);
+			goto fail;
+		}
+		have += (size_t)k;
+		buf[have] = '\0';
+		if (have >= 9 && !ms_fstream_sniff(buf, have)) {
+			ms_err_set(e, "%s: not a frame stream", name);
+			goto fail;
+		}
+		if (memchr(buf, '\0', have)) {
+			ms_err_set(e, "%s: not a frame stream (binary data in the header)", name);
+			goto fail;
+		}
+		end = strstr(buf, "\nENDHDR\n");
+	}
+	size_t hdr_len = (size_t)(end - buf) + strlen("\nENDHDR\n");
+	r->npending = have - hdr_len;
+	memcpy(r->pending, buf + hdr_len, r->npending);
+	end[1] = '\0';
+	if (parse_header(r, buf, e) < 0)
+		goto fail;
+	r->frame_bytes = ms_frame_bytes(&r->info);
+	r->pixels = malloc(r->frame_bytes);
+	if (!r->pixels) {
+		ms_err_set(e, "%s: out of memory for a %ux%u frame", name, r->info.width, r->info.height);
+		goto fail;
+	}
+	return r;
+fail:
+	ms_freader_close(r);
+	return NULL;
+}
+
+const struct ms_frame_info *ms_freader_info(const struct ms_freader *r)
+{
+	return &r->info;
+}
+
+uint64_t ms_freader_count(const struct ms_freader *r)
+{
+	return r->count;
+}
+
+int ms_freader_next(struct ms_freader *r, struct ms_frame *f, ms_err *e)
+{
+	if (r->ended)
+		return 0;
+	struct record rec;
+	ssize_t k = read_full(r, &rec, sizeof rec);
+	if (k < 0)
+		return ms_err_set(e, "cannot read %s:", r->name);
+	if (k == 0)
+		return ms_err_set(e, "%s: truncated frame stream: it ends after %" PRIu64
+		                  " frames without an end record", r->name, r->count);
+	if ((size_t)k < sizeof rec)
+		return ms_err_set(e, "%s: truncated frame stream: record %" PRIu64
+		                  " is cut short", r->name, r->count);
+	if (memcmp(rec.magic, "MSFR", 4) != 0)
+		return ms_err_set(e, "%s: corrupt frame stream: no record marker at frame %" PRIu64,
+		                  r->name, r->count);
+	if (rec.kind == MS_REC_END) {
+		if (rec.seq != r->count)
+			return ms_err_set(e, "%s: frame stream ended with a count of %" PRIu64
+			                  " but %" PRIu64 " frames arrived", r->name, rec.seq, r->count);
+		r->ended = true;
+		return 0;
+	}
+	if (rec.kind != MS_REC_FRAME || rec.payload != r->frame_bytes)
+		return ms_err_set(e, "%s: corrupt frame stream: record %" PRIu64 " has kind %u and "
+		                  "%" PRIu64 " bytes (a frame has %zu)", r->name, r->count,
+		                  rec.kind, rec.payload, r->frame_bytes);
+	k = read_full(r, r->pixels, r->frame_bytes);
+	if (k < 0)
+		return ms_err_set(e, "cannot read %s:", r->name);
+	if ((size_t)k < r->frame_bytes)
+		return ms_err_set(e, "%s: truncated frame stream: frame %" PRIu64 " has %zd of %zu bytes",
+		                  r->name, r->count, k, r->frame_bytes);
+	f->seq = rec.seq;
+	f->t_ns = rec.t_ns;
+	f->info = r->info;
+	f->pixels = r->pixels;
+	r->count++;
+	return 1;
+}
+
+void ms_freader_close(struct ms_freader *r)
+{
+	if (!r)
+		return;
+	free(r->pixels);
+	free(r->name);
+	free(r);
+}

@@ -1,0 +1,58 @@
+/*
+ * tiffio: multi-page grayscale TIFF and BigTIFF through libtiff, 8- and
+ * 16-bit, read and written a page per frame. Reads ImageJ stacks as
+ * MagScope writes them with tifffile (axes TYX): the frame count from the
+ * pages (or from "images=N" for ImageJ's contiguous one-IFD stacks), nm per
+ * pixel from the resolution tags and "unit=", and per-frame timestamps from
+ * the ImageJ labels (epoch seconds as text). Writes the same form back, so
+ * ImageJ, tifffile and MagScope's users read mstk's video, and switches to
+ * BigTIFF when the file could pass 4 GiB.
+ */
+#ifndef MS_TIFFIO_H
+#define MS_TIFFIO_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "err.h"
+#include "frame.h"
+
+struct ms_tiff_reader;
+struct ms_tiff_writer;
+
+/*
+ * Open path and check every page: same size, 8 or 16 bits, one sample,
+ * uncompressed or a codec libtiff decodes. Fails with a message naming the
+ * file and what is wrong (not a TIFF, truncated, RGB, 32-bit float, pages
+ * of different sizes).
+ */
+struct ms_tiff_reader *ms_tiff_open_read(const char *path, ms_err *e);
+/* Geometry, pixel format and nm per pixel (0 if the file does not say). */
+const struct ms_frame_info *ms_tiff_info(const struct ms_tiff_reader *r);
+size_t ms_tiff_frames(const struct ms_tiff_reader *r);
+/* Whether the file carried per-frame timestamps. */
+int ms_tiff_has_timestamps(const struct ms_tiff_reader *r);
+/*
+ * Read frame i (0-based) into pixels (ms_frame_bytes(info) bytes, native
+ * order) and its timestamp (ns since the epoch, 0 when unknown) into *t_ns.
+ * Sequential reading (i, i+1, ...) is fast; any order works.
+ */
+int ms_tiff_read(struct ms_tiff_reader *r, size_t i, void *pixels, uint64_t *t_ns, ms_err *e);
+void ms_tiff_close_read(struct ms_tiff_reader *r);
+
+/*
+ * Create path for frames of this geometry. expected_frames (0: unknown)
+ * decides classic TIFF or BigTIFF: BigTIFF when the pixels could pass
+ * 4 GiB, or when the length is unknown.
+ */
+struct ms_tiff_writer *ms_tiff_open_write(const char *path, const struct ms_frame_info *info,
+                                          uint64_t expected_frames, ms_err *e);
+/* Append one page; t_ns becomes the frame's ImageJ label. */
+int ms_tiff_write(struct ms_tiff_writer *w, const void *pixels, uint64_t t_ns, ms_err *e);
+/* Write the ImageJ metadata (frame count, labels, scale) and close. */
+int ms_tiff_close_write(struct ms_tiff_writer *w, ms_err *e);
+
+/* Whether buf (n bytes from the start of a file) looks like a TIFF. */
+int ms_tiff_sniff(const void *buf, size_t n);
+
+#endif

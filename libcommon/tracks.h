@@ -1,0 +1,90 @@
+/*
+ * tracks: one row per bead per frame, and the two places rows go. The
+ * text form is TSV with a '#' header line naming the columns
+ *   frame t_ns bead x_nm y_nm z_nm roi_x0 roi_y0
+ * (NaN printed as "nan"). The file form is HDF5 in exactly the schema
+ * MagScope writes (group /tracking, reference/magscope-behaviour.md §10):
+ * a batch of frames is appended to every dataset, the running attributes
+ * are updated and the file is flushed (H5F_SCOPE_GLOBAL), so a killed
+ * writer leaves a file that is valid up to its last batch.
+ */
+#ifndef MS_TRACKS_H
+#define MS_TRACKS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "err.h"
+
+struct ms_track {
+	uint64_t frame;		/* frame index within the run (0-based) */
+	uint64_t t_ns;		/* frame timestamp, ns since the epoch */
+	uint32_t bead;		/* bead id, 0..65535 */
+	double x_nm, y_nm, z_nm;	/* NaN: not measured / invalid */
+	int32_t roi_x0, roi_y0;	/* ROI top-left corner, camera pixels */
+};
+
+/*
+ * A batch: nframes frames; the rows of frame i are
+ * rows[offsets[i] .. offsets[i+1]) (offsets has nframes+1 entries,
+ * offsets[0] == 0), all with that frame's t_ns.
+ */
+struct ms_track_batch {
+	size_t nframes;
+	const uint64_t *t_ns;
+	const size_t *offsets;
+	const struct ms_track *rows;
+};
+
+#define MS_TRACKS_TSV_HEADER "# frame\tt_ns\tbead\tx_nm\ty_nm\tz_nm\troi_x0\troi_y0\n"
+
+/* TSV: the header line, then rows. Return -1 if the stream has an error. */
+int ms_tracks_tsv_header(FILE *f);
+int ms_tracks_tsv_write(FILE *f, const struct ms_track *rows, size_t n);
+
+/* Attributes of a recording, as MagScope keeps them. */
+struct ms_h5tracks_opts {
+	bool include_roi_positions;	/* write roi_positions_px */
+	uint64_t recording_id;
+	uint64_t recording_start_ns;	/* 0: now */
+	uint64_t file_start_ns;		/* 0: recording_start_ns */
+	uint64_t rotation_interval_ns;	/* 0: no rotation */
+};
+
+struct ms_h5tracks;
+
+/*
+ * Create path (fails if it exists, unless overwrite) with group /tracking,
+ * its attributes and empty resizable datasets.
+ */
+struct ms_h5tracks *ms_h5tracks_create(const char *path, const struct ms_h5tracks_opts *o,
+                                       bool overwrite, ms_err *e);
+/* Append a batch (batch_sequence counts up from 0) and flush. */
+int ms_h5tracks_append(struct ms_h5tracks *w, const struct ms_track_batch *b, ms_err *e);
+int ms_h5tracks_close(struct ms_h5tracks *w, ms_err *e);
+
+/*
+ * Read every row of a tracks file, in file order, with frame numbered by
+ * its index in the file; calls fn once per frame with that frame's rows.
+ * A file that is not in the schema fails with a message naming what is
+ * missing. fn returning non-zero stops the read (and is returned).
+ */
+typedef int (*ms_tracks_fn)(void *ctx, const struct ms_track *rows, size_t n);
+int ms_h5tracks_read(const char *path, ms_tracks_fn fn, void *ctx, ms_err *e);
+
+/* Summary for ms-info. */
+struct ms_h5tracks_summary {
+	uint64_t frames, records, batches;
+	uint64_t min_t_ns, max_t_ns;
+	uint64_t recording_id, recording_start_ns, file_start_ns, rotation_interval_ns;
+	bool include_roi_positions;
+	size_t nbeads;		/* distinct bead ids */
+};
+int ms_h5tracks_summary(const char *path, struct ms_h5tracks_summary *s, ms_err *e);
+
+/* Whether an HDF5 file at path has the /tracking group. */
+bool ms_h5tracks_is_tracks(const char *path);
+
+#endif
