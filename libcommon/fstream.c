@@ -2,6 +2,7 @@
 #include "fstream.h"
 
 #include <errno.h>
+#include <poll.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -318,6 +319,14 @@ fail:
 const struct ms_frame_info *ms_freader_info(const struct ms_freader *r)
 {
 	return &r->info;
+}
+
+bool ms_freader_ready(const struct ms_freader *r)
+{
+	if (r->ended || r->pending_off < r->npending)
+		return true;
+	struct pollfd p = { .fd = r->fd, .events = POLLIN };
+	return poll(&p, 1, 0) > 0;
 }
 
 uint64_t ms_freader_count(const struct ms_freader *r)

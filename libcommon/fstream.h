@@ -55,6 +55,12 @@ const struct ms_frame_info *ms_freader_info(const struct ms_freader *r);
  * call), 0 at a proper end, -1 on a truncated or corrupt stream.
  */
 int ms_freader_next(struct ms_freader *r, struct ms_frame *f, ms_err *e);
+/*
+ * Whether the next record can be read without waiting (buffered bytes or a
+ * readable descriptor): a live consumer uses it to close a batch early
+ * rather than hold frames back while the camera is quiet.
+ */
+bool ms_freader_ready(const struct ms_freader *r);
 /* Frames read so far. */
 uint64_t ms_freader_count(const struct ms_freader *r);
 void ms_freader_close(struct ms_freader *r);

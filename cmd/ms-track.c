@@ -1,0 +1,359 @@
+/*
+ * ms-track: XYZ bead tracking. Reads frames (TIFF files or a frame
+ * stream), cuts each bead's ROI out of every frame, finds x and y, the
+ * radial profile and, with a Z-LUT, z; writes one row per bead per frame
+ * as TSV on stdout and/or into a MagScope-schema HDF5 tracks file. ROIs
+ * (not frames) are spread over worker threads, a batch of frames at a time.
+ */
+#include <math.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "err.h"
+#include "framesrc.h"
+#include "pool.h"
+#include "rois.h"
+#include "track/track.h"
+#include "trackopts.h"
+#include "tracks.h"
+#include "zlut.h"
+
+enum {
+	OPT_ROIS = 'r', OPT_ZLUT = 'z', OPT_OUT = 'o', OPT_JOBS = 'j', OPT_FORCE = 'f',
+	OPT_NM_PER_PX = MS_KEY_LONG, OPT_TSV, OPT_BATCH, OPT_NO_ROI_POS,
+};
+
+static const struct ms_opt options[] = {
+	{ "rois", OPT_ROIS, "FILE", "bead ROI list: 'id x0 y0' per line (required)", "file" },
+	{ "zlut", OPT_ZLUT, "FILE", "Z-LUT (mstk HDF5 or MagScope text); without it z is NaN", "file" },
+	{ "output", OPT_OUT, "FILE.h5", "write tracks to this HDF5 file (MagScope schema)", "file:*.h5" },
+	{ "force", OPT_FORCE, NULL, "overwrite an existing output file", NULL },
+	{ "tsv", OPT_TSV, NULL, "write TSV to stdout too (the default without -o)", NULL },
+	{ "nm-per-px", OPT_NM_PER_PX, "X", "camera nm per pixel (default: from the input, else 1)", NULL },
+	{ "jobs", OPT_JOBS, "N", "worker threads (default: all cores)", NULL },
+	{ "batch", OPT_BATCH, "N", "frames per batch, and per HDF5 append (32)", NULL },
+	{ "no-roi-positions", OPT_NO_ROI_POS, NULL, "leave roi_positions_px out of the HDF5 file", NULL },
+	MS_TRACK_OPTS,
+	MS_OPT_VERBOSE, MS_OPT_QUIET, MS_OPT_HELP, MS_OPT_VERSION, MS_OPTS_END,
+};
+
+static const struct ms_cmd cmd = {
+	.name = "ms-track",
+	.synopsis = "--rois FILE [--roi-size N] [--zlut FILE] [-o OUT.h5] [--tsv] [-j N] [INPUT...]",
+	.summary = "Track beads in frames from TIFF files or a frame stream (INPUT '-' or none:\n"
+	           "standard input). Writes frame, t_ns, bead, x_nm, y_nm, z_nm, roi_x0, roi_y0\n"
+	           "per bead per frame: TSV on stdout, and/or HDF5 with -o.",
+	.opts = options,
+	.operands = "file:*.@(tif|tiff|frames)",
+	.epilog = "Pipeline per ROI: centre of mass -> autoconvolution sub-pixel x/y -> radial\n"
+	          "profile -> Z-LUT match (Pearson) with a weighted parabola. See ms-track(1).",
+};
+
+struct config {
+	const char *rois_path, *zlut_path, *out_path;
+	bool force, tsv, roi_positions;
+	double nm_per_px;	/* 0: from the input */
+	long jobs, batch;
+	int verbose;		/* -1 quiet, 0 normal, 1 verbose */
+	struct ms_track_params params;
+	char **inputs;
+	int ninputs;
+};
+
+/* One unit of pool work is one ROI of one frame of the batch. */
+struct batch {
+	const struct ms_tracker *tracker;
+	struct ms_track_ws **ws;
+	const struct ms_roilist *rois;
+	const long *lut_bead;		/* per ROI */
+	struct ms_frame_info info;
+	unsigned char *frames;		/* nframes * frame_bytes */
+	size_t frame_bytes;
+	size_t nframes;
+	uint64_t *t_ns, *seq;
+	struct ms_xyz *xyz;		/* nframes * nrois */
+	double *z_prev;			/* per ROI: last valid z, for a local search */
+};
+
+static volatile sig_atomic_t stop_signal;
+
+static void on_signal(int sig)
+{
+	stop_signal = sig;
+}
+
+static void parse_args(struct config *c, int argc, char **argv)
+{
+	memset(c, 0, sizeof *c);
+	c->roi_positions = true;
+	c->batch = 32;
+	ms_track_params_default(&c->params);
+	struct ms_cli cli;
+	ms_cli_init(&cli, &cmd, argc, argv);
+	const char *arg;
+	int key;
+	while ((key = ms_cli_next(&cli, &arg)) != -1) {
+		if (ms_trackopts_apply(&c->params, &cli, key, arg))
+			continue;
+		switch (key) {
+		case OPT_ROIS: c->rois_path = arg; break;
+		case OPT_ZLUT: c->zlut_path = arg; break;
+		case OPT_OUT: c->out_path = arg; break;
+		case OPT_FORCE: c->force = true; break;
+		case OPT_TSV: c->tsv = true; break;
+		case OPT_NM_PER_PX: c->nm_per_px = ms_cli_double(&cli, arg, 1e-6, 1e9); break;
+		case OPT_JOBS: c->jobs = ms_cli_long(&cli, arg, 1, 1024); break;
+		case OPT_BATCH: c->batch = ms_cli_long(&cli, arg, 1, 100000); break;
+		case OPT_NO_ROI_POS: c->roi_positions = false; break;
+		case 'v': c->verbose = 1; break;
+		case 'q': c->verbose = -1; break;
+		}
+	}
+	if (!c->rois_path)
+		ms_usage_error("--rois FILE is required");
+	if (!c->out_path)
+		c->tsv = true;
+	c->inputs = argv + optind;
+	c->ninputs = argc - optind;
+}
+
+static void track_one(void *ctx, size_t item, int worker)
+{
+	struct batch *b = ctx;
+	size_t nrois = b->rois->n;
+	size_t f = item / nrois, r = item % nrois;
+	const struct ms_roi *roi = &b->rois->roi[r];
+	struct ms_roi_in in = {
+		.frame = b->frames + f * b->frame_bytes,
+		.fmt = b->info.fmt,
+		.stride = b->info.width,
+		.x0 = roi->x0,
+		.y0 = roi->y0,
+		.lut_bead = b->lut_bead[r],
+		.z_prev = b->z_prev[r],
+	};
+	ms_track_roi(b->tracker, b->ws[worker], &in, &b->xyz[item], NULL);
+}
+
+/* Which table of the LUT each bead uses: its own if there is one, else the only one. */
+static long *map_lut_beads(const struct ms_zlut *lut, const struct ms_roilist *rois, const char *path)
+{
+	long *map = ms_xcalloc(rois->n, sizeof *map);
+	for (size_t i = 0; i < rois->n; i++) {
+		if (!lut)
+			continue;
+		long k = ms_zlut_find_bead(lut, rois->roi[i].id);
+		if (k < 0 && lut->nbeads == 1)
+			k = 0;
+		if (k < 0)
+			ms_die("%s: has tables for %zu beads but none for bead %u", path,
+			       lut->nbeads, rois->roi[i].id);
+		map[i] = k;
+	}
+	return map;
+}
+
+static void progress(const struct config *c, int64_t done, int64_t total, double elapsed, size_t nrois)
+{
+	if (c->verbose < 0 || total <= 0 || !isatty(STDERR_FILENO))
+		return;
+	double rate = elapsed > 0 ? (double)done * (double)nrois / elapsed : 0;
+	fprintf(stderr, "\r%s: %lld/%lld frames (%3.0f%%), %.0f ROIs/s ", ms_progname(),
+	        (long long)done, (long long)total, 100.0 * (double)done / (double)total, rate);
+}
+
+static double seconds_since(const struct timespec *t0)
+{
+	struct timespec t;
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (double)(t.tv_sec - t0->tv_sec) + 1e-9 * (double)(t.tv_nsec - t0->tv_nsec);
+}
+
+int main(int argc, char **argv)
+{
+	struct config c;
+	parse_args(&c, argc, argv);
+	ms_err e;
+
+	struct ms_roilist rois;
+	if (ms_rois_load(c.rois_path, &rois, &e) < 0)
+		ms_die("%s", e.msg);
+	struct ms_zlut lut, *lutp = NULL;
+	if (c.zlut_path) {
+		if (ms_zlut_load(c.zlut_path, &lut, &e) < 0)
+			ms_die("%s", e.msg);
+		lutp = &lut;
+		if (lut.roi_size && lut.roi_size != c.params.roi_size && c.verbose >= 0)
+			ms_warn("warning: %s was built for %d px ROIs, tracking uses %d px",
+			        c.zlut_path, lut.roi_size, c.params.roi_size);
+	}
+	struct ms_tracker *tracker = ms_tracker_new(&c.params, lutp, &e);
+	if (!tracker)
+		ms_die("%s%s%s", c.zlut_path ? c.zlut_path : "", c.zlut_path ? ": " : "", e.msg);
+	long *lut_bead = map_lut_beads(lutp, &rois, c.zlut_path);
+
+	struct ms_framesrc *src = ms_framesrc_open(c.inputs, c.ninputs, &e);
+	if (!src)
+		ms_die("%s", e.msg);
+	struct ms_frame_info info = *ms_framesrc_info(src);
+	if (ms_rois_check(&rois, c.params.roi_size, info.width, info.height, &e) < 0)
+		ms_die("%s: %s", c.rois_path, e.msg);
+	double nm_per_px = c.nm_per_px;
+	if (nm_per_px <= 0)
+		nm_per_px = info.nm_per_px;
+	if (nm_per_px <= 0) {
+		nm_per_px = 1;
+		if (c.verbose >= 0)
+			ms_warn("warning: %s does not say its pixel size; assuming 1 nm per pixel "
+			        "(give --nm-per-px)", ms_framesrc_name(src));
+	}
+
+	struct ms_pool *pool = ms_pool_new((int)c.jobs, &e);
+	if (!pool)
+		ms_die("%s", e.msg);
+	int nthreads = ms_pool_threads(pool);
+	struct batch b = {
+		.tracker = tracker,
+		.rois = &rois,
+		.lut_bead = lut_bead,
+		.info = info,
+		.frame_bytes = ms_frame_bytes(&info),
+	};
+	b.ws = ms_xcalloc((size_t)nthreads, sizeof *b.ws);
+	for (int i = 0; i < nthreads; i++)
+		if (!(b.ws[i] = ms_track_ws_new(tracker, &e)))
+			ms_die("%s", e.msg);
+	size_t maxf = (size_t)c.batch;
+	b.frames = ms_xmalloc(maxf * b.frame_bytes);
+	b.t_ns = ms_xcalloc(maxf, sizeof *b.t_ns);
+	b.seq = ms_xcalloc(maxf, sizeof *b.seq);
+	b.xyz = ms_xcalloc(maxf * rois.n, sizeof *b.xyz);
+	b.z_prev = ms_xcalloc(rois.n, sizeof *b.z_prev);
+	for (size_t i = 0; i < rois.n; i++)
+		b.z_prev[i] = NAN;
+	struct ms_track *rows = ms_xcalloc(maxf * rois.n, sizeof *rows);
+	size_t *offsets = ms_xcalloc(maxf + 1, sizeof *offsets);
+
+	struct ms_h5tracks *h5 = NULL;
+	if (c.out_path) {
+		struct ms_h5tracks_opts ho = { .include_roi_positions = c.roi_positions };
+		h5 = ms_h5tracks_create(c.out_path, &ho, c.force, &e);
+		if (!h5)
+			ms_die("%s", e.msg);
+	}
+	if (c.tsv && ms_tracks_tsv_header(stdout) < 0)
+		ms_die("error writing standard output:");
+
+	struct sigaction sa = { .sa_handler = on_signal };
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+
+	struct timespec t0;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	int64_t total = ms_framesrc_total(src);
+	uint64_t frame_index = 0, invalid = 0;
+	int rc = 0;
+	bool more = true;
+	double last_progress = 0;
+	while (more && !stop_signal) {
+		b.nframes = 0;
+		/* Fill a batch; close it early when a live stream has nothing waiting. */
+		while (b.nframes < maxf && !stop_signal) {
+			if (b.nframes > 0 && !ms_framesrc_ready(src))
+				break;
+			struct ms_frame f;
+			rc = ms_framesrc_next(src, &f, &e);
+			if (rc <= 0) {
+				more = false;
+				break;
+			}
+			memcpy(b.frames + b.nframes * b.frame_bytes, f.pixels, b.frame_bytes);
+			b.t_ns[b.nframes] = f.t_ns;
+			b.seq[b.nframes] = f.seq;
+			b.nframes++;
+		}
+		if (b.nframes == 0)
+			break;
+		ms_pool_run(pool, b.nframes * rois.n, track_one, &b);
+
+		size_t n = 0;
+		offsets[0] = 0;
+		for (size_t f = 0; f < b.nframes; f++) {
+			for (size_t r = 0; r < rois.n; r++, n++) {
+				const struct ms_xyz *p = &b.xyz[n];
+				const struct ms_roi *roi = &rois.roi[r];
+				rows[n] = (struct ms_track){
+					.frame = frame_index + f,
+					.t_ns = b.t_ns[f],
+					.bead = roi->id,
+					.x_nm = (p->x + roi->x0) * nm_per_px,
+					.y_nm = (p->y + roi->y0) * nm_per_px,
+					.z_nm = p->z,
+					.roi_x0 = roi->x0,
+					.roi_y0 = roi->y0,
+				};
+				if (isnan(p->x) || isnan(p->y) || (lutp && isnan(p->z)))
+					invalid++;
+				if (!isnan(p->z))
+					b.z_prev[r] = p->z;
+			}
+			offsets[f + 1] = n;
+		}
+		frame_index += b.nframes;
+		if (c.tsv && ms_tracks_tsv_write(stdout, rows, n) < 0)
+			ms_die("error writing standard output:");
+		if (h5) {
+			struct ms_track_batch tb = { b.nframes, b.t_ns, offsets, rows };
+			if (ms_h5tracks_append(h5, &tb, &e) < 0)
+				ms_die("%s", e.msg);
+		}
+		double el = seconds_since(&t0);
+		if (el - last_progress > 0.25) {
+			progress(&c, (int64_t)frame_index, total, el, rois.n);
+			last_progress = el;
+		}
+	}
+	double elapsed = seconds_since(&t0);
+	if (total > 0 && c.verbose >= 0 && isatty(STDERR_FILENO))
+		fputc('\n', stderr);
+	if (h5 && ms_h5tracks_close(h5, &e) < 0)
+		ms_die("%s", e.msg);
+	if (rc < 0)
+		ms_die("%s (tracks up to frame %llu were written)", e.msg,
+		       (unsigned long long)frame_index);
+	if (c.verbose >= 0) {
+		uint64_t nroi = frame_index * rois.n;
+		fprintf(stderr, "%s: %llu frames, %llu ROIs in %.2f s (%.0f ROIs/s, %d thread%s), "
+		        "%llu invalid (NaN)%s\n", ms_progname(), (unsigned long long)frame_index,
+		        (unsigned long long)nroi, elapsed, elapsed > 0 ? (double)nroi / elapsed : 0.0,
+		        nthreads, nthreads == 1 ? "" : "s", (unsigned long long)invalid,
+		        stop_signal ? " (stopped by a signal)" : "");
+	}
+
+	for (int i = 0; i < nthreads; i++)
+		ms_track_ws_free(b.ws[i]);
+	free(b.ws);
+	free(b.frames);
+	free(b.t_ns);
+	free(b.seq);
+	free(b.xyz);
+	free(b.z_prev);
+	free(rows);
+	free(offsets);
+	free(lut_bead);
+	ms_pool_free(pool);
+	ms_tracker_free(tracker);
+	if (lutp)
+		ms_zlut_free(lutp);
+	ms_rois_free(&rois);
+	ms_framesrc_close(src);
+	ms_close_stdout();
+	if (stop_signal)
+		return 128 + stop_signal;
+	return 0;
+}

@@ -1,0 +1,204 @@
+/* framesrc: TIFF files or a frame stream behind one reader; see framesrc.h. */
+#include "framesrc.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "fstream.h"
+#include "tiffio.h"
+
+struct ms_framesrc {
+	char *const *paths;
+	int npaths;
+	int cur;			/* index of the open TIFF */
+	struct ms_tiff_reader *tiff;
+	size_t tiff_frame;
+	struct ms_freader *stream;
+	int stream_fd;
+	struct ms_frame_info info;
+	int64_t total;
+	uint64_t next_seq;
+	void *pixels;
+	const char *name;
+};
+
+/* Whether path starts like a TIFF (1), a frame stream (2), or neither (0). */
+static int sniff_path(const char *path, ms_err *e)
+{
+	int fd = open(path, O_RDONLY);
+	if (fd < 0)
+		return ms_err_set(e, "cannot open '%s':", path);
+	unsigned char buf[16];
+	ssize_t n = read(fd, buf, sizeof buf);
+	close(fd);
+	if (n < 0)
+		return ms_err_set(e, "cannot read '%s':", path);
+	if (ms_tiff_sniff(buf, (size_t)n))
+		return 1;
+	if (ms_fstream_sniff(buf, (size_t)n))
+		return 2;
+	if (n == 0)
+		return ms_err_set(e, "%s: empty file, neither a TIFF nor a frame stream", path);
+	return ms_err_set(e, "%s: neither a TIFF nor a frame stream", path);
+}
+
+static bool same_geometry(const struct ms_frame_info *a, const struct ms_frame_info *b)
+{
+	return a->width == b->width && a->height == b->height && a->fmt == b->fmt;
+}
+
+static int open_tiff(struct ms_framesrc *s, int i, ms_err *e)
+{
+	s->tiff = ms_tiff_open_read(s->paths[i], e);
+	if (!s->tiff)
+		return -1;
+	s->cur = i;
+	s->tiff_frame = 0;
+	s->name = s->paths[i];
+	return 0;
+}
+
+struct ms_framesrc *ms_framesrc_open(char *const *paths, int npaths, ms_err *e)
+{
+	struct ms_framesrc *s = calloc(1, sizeof *s);
+	if (!s) {
+		ms_err_set(e, "out of memory");
+		return NULL;
+	}
+	s->paths = paths;
+	s->npaths = npaths;
+	s->stream_fd = -1;
+	if (npaths == 0 || (npaths == 1 && strcmp(paths[0], "-") == 0)) {
+		s->name = "standard input";
+		s->stream = ms_freader_open(STDIN_FILENO, s->name, e);
+		if (!s->stream)
+			goto fail;
+		s->info = *ms_freader_info(s->stream);
+		s->total = -1;
+		return s;
+	}
+	/* Check every input up front: a bad file 3 hours into a batch job is too late. */
+	int kind0 = 0;
+	for (int i = 0; i < npaths; i++) {
+		if (strcmp(paths[i], "-") == 0) {
+			ms_err_set(e, "standard input ('-') must be the only input");
+			goto fail;
+		}
+		int kind = sniff_path(paths[i], e);
+		if (kind < 0)
+			goto fail;
+		if (kind == 2 && npaths > 1) {
+			ms_err_set(e, "%s: a frame stream must be the only input", paths[i]);
+			goto fail;
+		}
+		if (i == 0)
+			kind0 = kind;
+	}
+	if (kind0 == 2) {
+		s->stream_fd = open(paths[0], O_RDONLY);
+		if (s->stream_fd < 0) {
+			ms_err_set(e, "cannot open '%s':", paths[0]);
+			goto fail;
+		}
+		s->name = paths[0];
+		s->stream = ms_freader_open(s->stream_fd, paths[0], e);
+		if (!s->stream)
+			goto fail;
+		s->info = *ms_freader_info(s->stream);
+		s->total = -1;
+		return s;
+	}
+	s->total = 0;
+	for (int i = 0; i < npaths; i++) {
+		if (open_tiff(s, i, e) < 0)
+			goto fail;
+		const struct ms_frame_info *info = ms_tiff_info(s->tiff);
+		if (i == 0) {
+			s->info = *info;
+		} else if (!same_geometry(info, &s->info)) {
+			ms_err_set(e, "%s: frames are %ux%u %s, but %s has %ux%u %s", paths[i],
+			           info->width, info->height, ms_pixfmt_name(info->fmt), paths[0],
+			           s->info.width, s->info.height, ms_pixfmt_name(s->info.fmt));
+			goto fail;
+		}
+		s->total += (int64_t)ms_tiff_frames(s->tiff);
+		ms_tiff_close_read(s->tiff);
+		s->tiff = NULL;
+	}
+	if (open_tiff(s, 0, e) < 0)
+		goto fail;
+	s->pixels = malloc(ms_frame_bytes(&s->info));
+	if (!s->pixels) {
+		ms_err_set(e, "out of memory for a %ux%u frame", s->info.width, s->info.height);
+		goto fail;
+	}
+	return s;
+fail:
+	ms_framesrc_close(s);
+	return NULL;
+}
+
+const struct ms_frame_info *ms_framesrc_info(const struct ms_framesrc *s)
+{
+	return &s->info;
+}
+
+int64_t ms_framesrc_total(const struct ms_framesrc *s)
+{
+	return s->total;
+}
+
+const char *ms_framesrc_name(const struct ms_framesrc *s)
+{
+	return s->name;
+}
+
+int ms_framesrc_next(struct ms_framesrc *s, struct ms_frame *f, ms_err *e)
+{
+	if (s->stream)
+		return ms_freader_next(s->stream, f, e);
+	while (s->tiff && s->tiff_frame >= ms_tiff_frames(s->tiff)) {
+		ms_tiff_close_read(s->tiff);
+		s->tiff = NULL;
+		if (s->cur + 1 >= s->npaths)
+			return 0;
+		if (open_tiff(s, s->cur + 1, e) < 0)
+			return -1;
+		/* The file may have changed since open: check again. */
+		if (!same_geometry(ms_tiff_info(s->tiff), &s->info))
+			return ms_err_set(e, "%s: frame geometry changed while reading", s->name);
+	}
+	if (!s->tiff)
+		return 0;
+	uint64_t t_ns;
+	if (ms_tiff_read(s->tiff, s->tiff_frame, s->pixels, &t_ns, e) < 0)
+		return -1;
+	s->tiff_frame++;
+	f->seq = s->next_seq++;
+	f->t_ns = t_ns;
+	f->info = *ms_tiff_info(s->tiff);
+	f->pixels = s->pixels;
+	return 1;
+}
+
+bool ms_framesrc_ready(const struct ms_framesrc *s)
+{
+	return s->stream ? ms_freader_ready(s->stream) : true;
+}
+
+void ms_framesrc_close(struct ms_framesrc *s)
+{
+	if (!s)
+		return;
+	ms_freader_close(s->stream);
+	if (s->stream_fd >= 0)
+		close(s->stream_fd);
+	if (s->tiff)
+		ms_tiff_close_read(s->tiff);
+	free(s->pixels);
+	free(s);
+}

@@ -1,0 +1,41 @@
+/*
+ * framesrc: one way to read frames, whatever they arrive in. A source is a
+ * list of TIFF files read one after the other, or one frame stream (a
+ * file, a FIFO, or standard input given as "-" or as no input at all).
+ * Every file of a source must have the same geometry and pixel format.
+ * Programs that consume frames (ms-track, ms-zlut, ms-find, ms-info) read
+ * through this and never care which it was.
+ */
+#ifndef MS_FRAMESRC_H
+#define MS_FRAMESRC_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "err.h"
+#include "frame.h"
+
+struct ms_framesrc;
+
+/*
+ * Open the inputs: npaths == 0, or a single "-", reads a frame stream from
+ * standard input. A path is sniffed: a TIFF, or a file holding a frame
+ * stream. TIFFs may be many; a frame stream must be the only input.
+ */
+struct ms_framesrc *ms_framesrc_open(char *const *paths, int npaths, ms_err *e);
+const struct ms_frame_info *ms_framesrc_info(const struct ms_framesrc *s);
+/* Total frames if known in advance (TIFF files), or -1 (streams). */
+int64_t ms_framesrc_total(const struct ms_framesrc *s);
+/* Name of the input the last frame came from, for messages. */
+const char *ms_framesrc_name(const struct ms_framesrc *s);
+/*
+ * The next frame: 1 (pixels valid until the next call), 0 at the end of
+ * the last input, -1 on error. Frames are numbered across all inputs in
+ * f->seq for TIFFs (streams keep the camera's sequence numbers).
+ */
+int ms_framesrc_next(struct ms_framesrc *s, struct ms_frame *f, ms_err *e);
+/* Whether the next frame is at hand without waiting (always, for files). */
+bool ms_framesrc_ready(const struct ms_framesrc *s);
+void ms_framesrc_close(struct ms_framesrc *s);
+
+#endif

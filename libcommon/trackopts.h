@@ -1,0 +1,33 @@
+/*
+ * trackopts: the tracking-method options that ms-track and ms-zlut share
+ * (a Z-LUT must be built with the same profile settings it is used with),
+ * as option-table entries and one function that applies them to a
+ * struct ms_track_params. The defaults are MagTrack's.
+ */
+#ifndef MS_TRACKOPTS_H
+#define MS_TRACKOPTS_H
+
+#include "cli.h"
+#include "track/track.h"
+
+#define MS_KEY_TRACK (MS_KEY_LONG + 100)
+
+#define MS_TRACK_OPTS \
+	{ "roi-size", MS_KEY_TRACK + 0, "N", "ROI side in pixels, even, 8 to 256 (64)", NULL }, \
+	{ "com-background", MS_KEY_TRACK + 1, "MODE", "centre-of-mass background: none, mean, median (median)", "none mean median" }, \
+	{ "xy-method", MS_KEY_TRACK + 2, "METHOD", "x/y method: com, autoconv (autoconv)", "com autoconv qi" }, \
+	{ "autoconv-iterations", MS_KEY_TRACK + 3, "N", "multi-line autoconvolution passes (5)", NULL }, \
+	{ "line-ratio", MS_KEY_TRACK + 4, "X", "band of lines averaged, as a fraction of the ROI (0.1)", NULL }, \
+	{ "xy-fit-points", MS_KEY_TRACK + 5, "N", "points in the x/y peak parabola, odd, >= 3 (5)", NULL }, \
+	{ "oversample", MS_KEY_TRACK + 6, "N", "radial profile bins per pixel (1)", NULL }, \
+	{ "profile-weighting", MS_KEY_TRACK + 7, "MODE", "radial profile binning: nearest, linear", "nearest linear" }, \
+	{ "z-method", MS_KEY_TRACK + 8, "METHOD", "profile match: pearson, ssd (pearson)", "pearson ssd" }, \
+	{ "z-fit-points", MS_KEY_TRACK + 9, "N", "points in the z peak parabola, odd, >= 3 (7)", NULL }
+
+/*
+ * Apply option key with argument arg to p. Returns 1 if key was one of
+ * MS_TRACK_OPTS, 0 otherwise; a bad value is a usage error (exit 2).
+ */
+int ms_trackopts_apply(struct ms_track_params *p, const struct ms_cli *c, int key, const char *arg);
+
+#endif
