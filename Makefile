@@ -72,9 +72,15 @@ $(BENCH): $(O)/tools/ms-bench.o $(LIB)
 	@mkdir -p $(@D)
 	$(CC) $(LDFLAGS) -o $@ $< $(LIB) $(LDLIBS)
 
+# scdoc 1.11 puts a redundant .P around every heading and indented block,
+# and mandoc -Tlint warns about each; drop them (the page renders the same).
+MANTIDY := awk '/^\.(SH|SS)( |$$)/ { held = 0; print; head = 1; next } \
+	/^\.P$$/ { held = 1; next } /^\.RE$$/ { print; next } \
+	{ if (held && !head) print ".P"; held = 0; head = 0; print }'
+
 $(O)/man/%: man/%.scd
 	@mkdir -p $(@D)
-	scdoc < $< > $@
+	scdoc < $< > $@.tmp && $(MANTIDY) $@.tmp > $@ && rm -f $@.tmp
 
 man: $(MANPAGES)
 
