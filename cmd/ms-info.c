@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "cli.h"
@@ -187,6 +188,13 @@ static int info_file(const char *path)
 	if (fd < 0) {
 		ms_warn("cannot open '%s':", path);
 		return -1;
+	}
+	struct stat st;
+	if (fstat(fd, &st) == 0 && !S_ISREG(st.st_mode)) {
+		/* A FIFO or a device cannot be sniffed and rewound: only a stream fits. */
+		int rc = info_stream(fd, path);
+		close(fd);
+		return rc;
 	}
 	unsigned char buf[16];
 	ssize_t n = read(fd, buf, sizeof buf);

@@ -180,6 +180,16 @@ int main(int argc, char **argv)
 	parse_args(&c, argc, argv);
 	ms_err e;
 
+	/*
+	 * Open the input before reading the ROI list: a producer such as
+	 * `ms-simulate --rois-out r.tsv | ms-track --rois r.tsv` writes the
+	 * list before its stream header, so waiting for the header first
+	 * closes the race.
+	 */
+	struct ms_framesrc *src = ms_framesrc_open(c.inputs, c.ninputs, &e);
+	if (!src)
+		ms_die("%s", e.msg);
+	struct ms_frame_info info = *ms_framesrc_info(src);
 	struct ms_roilist rois;
 	if (ms_rois_load(c.rois_path, &rois, &e) < 0)
 		ms_die("%s", e.msg);
@@ -197,10 +207,6 @@ int main(int argc, char **argv)
 		ms_die("%s%s%s", c.zlut_path ? c.zlut_path : "", c.zlut_path ? ": " : "", e.msg);
 	long *lut_bead = map_lut_beads(lutp, &rois, c.zlut_path);
 
-	struct ms_framesrc *src = ms_framesrc_open(c.inputs, c.ninputs, &e);
-	if (!src)
-		ms_die("%s", e.msg);
-	struct ms_frame_info info = *ms_framesrc_info(src);
 	if (ms_rois_check(&rois, c.params.roi_size, info.width, info.height, &e) < 0)
 		ms_die("%s: %s", c.rois_path, e.msg);
 	double nm_per_px = c.nm_per_px;
