@@ -57,19 +57,33 @@ struct ms_h5tracks;
 
 /*
  * Create path (fails if it exists, unless overwrite) with group /tracking,
- * its attributes and empty resizable datasets.
+ * its attributes and empty resizable datasets, as h5py creates them for
+ * MagScope (library-version bounds earliest..v110, so a killed writer
+ * leaves a file any reader opens). As in MagScope, the attributes
+ * min_frame_timestamp_ns and max_frame_timestamp_ns are absent until
+ * the first batch.
  */
 struct ms_h5tracks *ms_h5tracks_create(const char *path, const struct ms_h5tracks_opts *o,
                                        bool overwrite, ms_err *e);
-/* Append a batch (batch_sequence counts up from 0) and flush. */
+/*
+ * Append a batch (batch_sequence counts up from 0) and flush globally. A
+ * batch without frames is a no-op. Bead ids, and ROI corners when the
+ * file keeps them, must lie in 0..65535, or nothing is written. If a
+ * write fails, every dataset and the timestamp range are rolled back to
+ * their state before the batch.
+ */
 int ms_h5tracks_append(struct ms_h5tracks *w, const struct ms_track_batch *b, ms_err *e);
 int ms_h5tracks_close(struct ms_h5tracks *w, ms_err *e);
 
 /*
  * Read every row of a tracks file, in file order, with frame numbered by
- * its index in the file; calls fn once per frame with that frame's rows.
- * A file that is not in the schema fails with a message naming what is
- * missing. fn returning non-zero stops the read (and is returned).
+ * its index in the file; calls fn once per frame with that frame's rows
+ * (n may be 0; roi_x0/roi_y0 are -1 without roi_positions_px). Memory is
+ * bounded: records are read in blocks of 65536 (or one frame, if larger).
+ * A file that is not in the schema fails, before any call of fn, with a
+ * message naming what is wrong; files of the first MagScope releases,
+ * without the batch_* datasets, are read. fn returning non-zero stops the
+ * read (and is returned).
  */
 typedef int (*ms_tracks_fn)(void *ctx, const struct ms_track *rows, size_t n);
 int ms_h5tracks_read(const char *path, ms_tracks_fn fn, void *ctx, ms_err *e);

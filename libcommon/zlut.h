@@ -36,7 +36,7 @@ struct ms_zlut {
 int ms_zlut_alloc(struct ms_zlut *z, size_t nplanes, size_t plen, size_t nbeads, ms_err *e);
 void ms_zlut_free(struct ms_zlut *z);
 
-/* Load either form; checks shape, finite z, at least 2 planes and 2 bins. */
+/* Load either form; checks shape, finite z, at least 2 planes and 1 bin. */
 int ms_zlut_load(const char *path, struct ms_zlut *z, ms_err *e);
 int ms_zlut_save_h5(const char *path, const struct ms_zlut *z, ms_err *e);
 /* Text form of one bead (index into bead_ids). */
