@@ -30,7 +30,7 @@ endif
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBDIRS := $(shell pkg-config --libs-only-L $(PKGS) 2>/dev/null)
 
-CPPFLAGS += -D_GNU_SOURCE -DMS_VERSION='"$(VERSION)"' -Ilibcommon $(PKG_CFLAGS)
+CPPFLAGS += -Itests/lib -D_GNU_SOURCE -DMS_VERSION='"$(VERSION)"' -Ilibcommon $(PKG_CFLAGS)
 CFLAGS   += -std=c11 $(OPT) -g -Wall -Wextra -Werror -pthread $(SANFLAGS)
 LDFLAGS  += -pthread $(SANFLAGS)
 LDLIBS   += $(PKG_LIBDIRS) -lhdf5_hl -lhdf5 -ltiff -lkissfft-float -lm
