@@ -98,9 +98,24 @@ double ms_rng_normal(struct ms_rng *r)
 	return m * cos(2.0 * M_PI * v);
 }
 
+/* log(k!) for integer k >= 0: a table, then Stirling's series for Gamma(k + 1). */
+static double log_factorial(double k)
+{
+	static const double small[10] = {
+		0.0, 0.0, 0.69314718055994531, 1.79175946922805500, 3.17805383034794562,
+		4.78749174278204599, 6.57925121201010100, 8.52516136106541430,
+		10.60460290274525023, 12.80182748008146961,
+	};
+	if (k < 10)
+		return small[(int)k];
+	double x = k + 1, x2 = x * x;
+	return (x - 0.5) * log(x) - x + 0.91893853320467274 +
+	       (1.0 / 12 - (1.0 / 360 - 1.0 / (1260 * x2)) / x2) / x;
+}
+
 /* Constants of PTRS for one mean, kept so that runs of equal means share them. */
 struct ptrs {
-	double mean, slam, loglam, a, b, invalpha, vr, lninvalpha;
+	double mean, slam, loglam, a, b, invalpha, vr;
 };
 
 static void ptrs_setup(struct ptrs *c, double mean)
@@ -112,7 +127,6 @@ static void ptrs_setup(struct ptrs *c, double mean)
 	c->a = -0.059 + 0.02483 * c->b;
 	c->invalpha = 1.1239 + 1.1328 / (c->b - 3.4);
 	c->vr = 0.9277 - 3.6224 / (c->b - 2.0);
-	c->lninvalpha = log(c->invalpha);
 }
 
 /*
@@ -126,14 +140,17 @@ static double poisson_ptrs(struct ms_rng *r, const struct ptrs *c)
 		double u = ms_rng_uniform(r) - 0.5;
 		double v = ms_rng_uniform(r);
 		double us = 0.5 - fabs(u);
-		double k = floor((2.0 * c->a / us + c->b) * u + c->mean + 0.43);
+		/* floor() without the libm call; the argument is > -2^62. */
+		double x = (2.0 * c->a / us + c->b) * u + c->mean + 0.43;
+		double k = (double)(int64_t)x;
+		if (k > x)
+			k -= 1;
 		if (us >= 0.07 && v <= c->vr)
 			return k;
 		if (k < 0 || (us < 0.013 && v > us))
 			continue;
-		int sign;
-		if (log(v) + c->lninvalpha - log(c->a / (us * us) + c->b) <=
-		    -c->mean + k * c->loglam - lgamma_r(k + 1.0, &sign))
+		if (log(v * c->invalpha / (c->a / (us * us) + c->b)) <=
+		    -c->mean + k * c->loglam - log_factorial(k))
 			return k;
 	}
 }
@@ -735,6 +752,7 @@ void ms_beadsim_camera(const float *in, size_t n, double photons, double read_no
 	uint8_t *o8 = out;
 	uint16_t *o16 = out;
 	struct ptrs c = { .mean = -1 };
+	double inv_photons = photons > 0 ? 1 / photons : 0;
 	for (size_t i = 0; i < n; i++) {
 		double v = in[i];
 		if (!(v > 0))
@@ -752,13 +770,14 @@ void ms_beadsim_camera(const float *in, size_t n, double photons, double read_no
 			}
 			if (read_noise_e > 0)
 				el += read_noise_e * ms_rng_normal(rng);
-			v = el / photons;
+			v = el * inv_photons;
 			if (v < 0)
 				v = 0;
 			else if (v > 1)
 				v = 1;
 		}
-		double q = floor(v * full + 0.5);
+		/* v is in [0, 1]: truncation after + 0.5 rounds. */
+		unsigned q = (unsigned)(v * full + 0.5);
 		if (fmt == MS_PIX_U16)
 			o16[i] = (uint16_t)q;
 		else
