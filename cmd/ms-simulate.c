@@ -347,7 +347,7 @@ int main(int argc, char **argv)
 
 	double dt = 1 / c.fps;
 	if (c.ntethered > 0 && (THETA_Z * dt >= 2 || THETA_XY * dt >= 2))
-		ms_usage_error("invalid value '%g' for --fps: the motion is unstable below %g frames/s",
+		ms_usage_error("invalid value '%g' for --fps: tethered-bead motion needs more than %g frames/s",
 		               c.fps, THETA_Z / 2);
 	double sd_xy = ms_ou_stationary_sd(THETA_XY, c.xy_sigma, dt);
 	double sd_z = ms_ou_stationary_sd(THETA_Z, c.z_sigma, dt);

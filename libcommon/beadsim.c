@@ -16,9 +16,12 @@
 #define ZBLOCK 8		/* z planes computed per pass over the J0 matrix */
 #define RCHUNK 256		/* radii per pass, so that sums stay in cache */
 #define SS_MAX 8		/* most pixel sub-samples per side */
-#ifndef PANELS_PER_PERIOD
+/*
+ * Quadrature panels per period of the fastest oscillation over the pupil
+ * (an upper bound). 0.3 already agrees with 3.0 to 5e-6 in |U|^2 and 0.45
+ * to 1e-6 (z up to +-10 um, ROI 64); 0.6 leaves a margin.
+ */
 #define PANELS_PER_PERIOD 0.6
-#endif
 
 struct ms_beadsim {
 	struct ms_beadsim_params p;
