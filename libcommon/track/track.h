@@ -1,0 +1,108 @@
+/*
+ * track: the XYZ tracking pipeline on one ROI, the thing ms-track and
+ * ms-zlut call per bead per frame. A tracker is made once per ROI size and
+ * Z-LUT: it checks the parameters, precomputes what depends only on them
+ * (the normalised LUT planes) and is immutable afterwards, so any number of
+ * threads share it. Each thread owns a workspace holding every scratch
+ * buffer, so tracking a ROI allocates nothing.
+ *
+ * The default pipeline is MagTrack's stack_to_xyzp: centre of mass with
+ * |I - median| weights, one half-pixel autoconvolution, autoconv_iters
+ * multi-line sub-pixel autoconvolutions, a radial profile at the found
+ * centre and a Pearson match against the bead's LUT planes with a 7-point
+ * weighted parabola over plane index. Unlike MagTrack it checks every
+ * index, so a bad ROI gives flagged NaN, never a crash.
+ */
+#ifndef MS_TRACK_H
+#define MS_TRACK_H
+
+#include <stddef.h>
+
+#include "err.h"
+#include "frame.h"
+#include "track/kernels.h"
+#include "zlut.h"
+
+enum ms_xy_method { MS_XY_COM, MS_XY_AUTOCONV };
+
+struct ms_track_params {
+	int roi_size;		/* even, 8..256; default 64 */
+	enum ms_com_bg com_bg;	/* default MEDIAN (MagTrack) */
+	enum ms_xy_method xy;	/* default AUTOCONV */
+	int autoconv_iters;	/* multi-line sub-pixel passes, 0..100; default 5 */
+	double line_ratio;	/* lines averaged = 2*floor(w*ratio/2)+1; default 0.1 */
+	int xy_n_local;		/* odd, >= 3: parabola points; default 5 */
+	int oversample;		/* radial profile bins per pixel, 1..16; default 1 */
+	enum ms_weighting weighting;	/* default LINEAR (see ms_track_params_default) */
+	enum ms_z_method z;	/* default PEARSON */
+	int z_n_local;		/* odd, >= 3, <= planes: parabola points; default 7 */
+};
+
+/*
+ * The defaults above. The profile weighting defaults to LINEAR because it
+ * makes the profile a smooth function of the sub-pixel centre, which
+ * lowers the systematic z error severalfold against MagTrack's NEAREST
+ * binning (measured in tests/unit/t-track.c); a LUT must be built with the
+ * weighting it is tracked with, and MagScope's text LUTs are NEAREST.
+ */
+void ms_track_params_default(struct ms_track_params *p);
+
+/* The words for each option value, indexed by the enum, NULL-terminated. */
+extern const char *const ms_com_bg_names[];	/* none mean median */
+extern const char *const ms_xy_names[];		/* com autoconv */
+extern const char *const ms_weighting_names[];	/* nearest linear */
+extern const char *const ms_z_names[];		/* pearson ssd */
+/* Index of word in names, or -1. */
+int ms_track_name_index(const char *const names[], const char *word);
+
+struct ms_tracker;
+struct ms_track_ws;
+
+/*
+ * Make a tracker. lut may be NULL (no z). The LUT must have profiles of
+ * (roi_size/2)*oversample bins; a LUT that records its ROI size,
+ * oversampling or weighting must agree with p too. The LUT is copied (its
+ * planes normalised), so the caller may free it afterwards.
+ */
+struct ms_tracker *ms_tracker_new(const struct ms_track_params *p, const struct ms_zlut *lut,
+				  ms_err *e);
+void ms_tracker_free(struct ms_tracker *t);
+/* Radial profile length: (roi_size/2)*oversample. */
+size_t ms_tracker_plen(const struct ms_tracker *t);
+const struct ms_track_params *ms_tracker_params(const struct ms_tracker *t);
+/* Number of beads and planes of the LUT (0 without one). */
+size_t ms_tracker_nbeads(const struct ms_tracker *t);
+size_t ms_tracker_nplanes(const struct ms_tracker *t);
+
+/* Per-thread scratch for one tracker. */
+struct ms_track_ws *ms_track_ws_new(const struct ms_tracker *t, ms_err *e);
+void ms_track_ws_free(struct ms_track_ws *ws);
+
+struct ms_roi_in {
+	const void *frame;	/* the whole frame */
+	enum ms_pixfmt fmt;
+	size_t stride;		/* pixels per frame row */
+	int x0, y0;		/* ROI top-left in the frame; the ROI must lie inside it */
+	long lut_bead;		/* index of this bead's table in the LUT (0 for one bead) */
+	double z_prev;		/* previous z (nm) or NaN: reserved for a local search */
+};
+
+struct ms_xyz {
+	double x, y;		/* ROI pixel coordinates; the caller adds x0, y0 */
+	double z;		/* nm; NaN if no LUT or flagged */
+	unsigned flags;		/* MS_TRK_* */
+};
+
+/*
+ * Track one ROI. profile (ms_tracker_plen floats, or NULL) receives the
+ * radial profile at the found centre, raw (not normalised), all NaN when
+ * x/y failed. z is NaN and flags say why when anything fails.
+ */
+void ms_track_roi(const struct ms_tracker *t, struct ms_track_ws *ws, const struct ms_roi_in *in,
+		  struct ms_xyz *out, float *profile);
+/* The same on a float ROI (roi_size^2 values, row-major). NaN pixels make
+ * the result flagged. */
+void ms_track_roi_f32(const struct ms_tracker *t, struct ms_track_ws *ws, const float *roi,
+		      long lut_bead, double z_prev, struct ms_xyz *out, float *profile);
+
+#endif

@@ -1,0 +1,1040 @@
+/*
+ * t-track: the tracking kernels and pipeline against analytic ring beads
+ * rendered at exact sub-pixel centres (libcommon/track/synth): medians and
+ * centre of mass, the weighted parabola, the radial profile against a
+ * brute-force reference, x/y accuracy over +-2 px offsets at 64 and 128
+ * px from u8 and u16 frames with and without Poisson noise, z lookup on
+ * synthetic LUTs, the LUT checks, and robustness on NaN, flat and
+ * edge-of-ROI input. Tolerances sit at about 1.5x the RMS values measured
+ * when the test was written (printed as diagnostics).
+ */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../lib/tap.h"
+#include "pool.h"
+#include "track/synth.h"
+#include "track/track.h"
+
+static void *xcalloc(size_t n, size_t s)
+{
+	void *p = calloc(n, s);
+	if (!p)
+		abort();
+	return p;
+}
+
+/* ---- a Z-LUT built the way ms-zlut would: clean beads at the ROI centre ---- */
+
+static void lut_make(struct ms_zlut *lut, int w, int os, enum ms_weighting wt, int nplanes,
+		     double z0, double dz, int nbeads, double bead_dz)
+{
+	size_t plen = ms_profile_len(w, os);
+	memset(lut, 0, sizeof *lut);
+	lut->nplanes = (size_t)nplanes;
+	lut->plen = plen;
+	lut->nbeads = (size_t)nbeads;
+	lut->z_nm = xcalloc((size_t)nplanes, sizeof *lut->z_nm);
+	lut->profiles = xcalloc((size_t)nbeads * nplanes * plen, sizeof(float));
+	lut->roi_size = w;
+	lut->oversample = os;
+	strcpy(lut->weighting, ms_weighting_names[wt]);
+	float *img = xcalloc((size_t)w * w, sizeof *img);
+	float *ps = xcalloc(ms_profile_scratch_len(w, os), sizeof(float));
+	for (int k = 0; k < nplanes; k++)
+		lut->z_nm[k] = z0 + dz * k;
+	for (int b = 0; b < nbeads; b++)
+		for (int k = 0; k < nplanes; k++) {
+			/* bead b's table is the common one shifted by b * bead_dz */
+			ms_synth_bead(img, w, w, w, w / 2, w / 2, lut->z_nm[k] + b * bead_dz, 3);
+			ms_radial_profile(img, w, w / 2, w / 2, os, wt,
+					  lut->profiles + ((size_t)b * nplanes + k) * plen, ps);
+		}
+	free(ps);
+	free(img);
+}
+
+static void lut_free(struct ms_zlut *lut)
+{
+	free(lut->z_nm);
+	free(lut->profiles);
+}
+
+/* ---- medians, mean, COM ---- */
+
+static int cmp_u16(const void *a, const void *b)
+{
+	return (int)*(const uint16_t *)a - (int)*(const uint16_t *)b;
+}
+
+static double sorted_median(uint16_t *v, size_t n)
+{
+	qsort(v, n, sizeof *v, cmp_u16);
+	return 0.5 * ((double)v[n / 2 - 1] + v[n / 2]);
+}
+
+/* The histogram medians of ROIs cut from a wider frame at an offset. */
+static void test_medians(void)
+{
+	struct ms_rng g;
+	ms_rng_seed(&g, 11);
+	uint32_t hist[MS_ROI_HIST_LEN];
+	int bad8 = 0, bad16 = 0, badf = 0, cases = 0;
+	/* value spreads: narrow (one-pass exact), wide (coarse + fine pass),
+	 * bimodal extremes (the median straddles empty coarse bins) */
+	for (int kind = 0; kind < 4; kind++)
+		for (int w = 8; w <= 130; w += 26) {
+			int fw = w + 13, fh = w + 5, x0 = 7, y0 = 3;
+			uint16_t *f16 = xcalloc((size_t)fw * fh, 2), *v = xcalloc((size_t)w * w, 2);
+			uint8_t *f8 = xcalloc((size_t)fw * fh, 1);
+			for (int i = 0; i < fw * fh; i++) {
+				double u = ms_rng_uniform(&g);
+				unsigned x = kind == 0 ? 20000 + (unsigned)(300 * u) :
+					     kind == 1 ? (unsigned)(65535 * u) :
+					     kind == 2 ? (u < 0.5 ? (unsigned)(50 * u) : 65000 + (unsigned)(500 * u)) :
+					     1000 + (unsigned)(ms_rng_normal(&g) * 40 + 3000 * u * u);
+				f16[i] = (uint16_t)(x > 65535 ? 65535 : x);
+				f8[i] = (uint8_t)(f16[i] >> 8);
+			}
+			float *dst = xcalloc((size_t)w * w, sizeof *dst), *tmp = xcalloc((size_t)w * w, 4);
+			double m16, m8, want;
+			ms_roi_load(f16, MS_PIX_U16, fw, x0, y0, w, dst, &m16, hist);
+			for (int r = 0; r < w; r++)
+				for (int c = 0; c < w; c++)
+					v[r * w + c] = f16[(r + y0) * fw + c + x0];
+			int copy_ok = 1;
+			for (int i = 0; i < w * w; i++)
+				copy_ok &= dst[i] == v[i];
+			want = sorted_median(v, (size_t)w * w);
+			bad16 += m16 != want || !copy_ok;
+			badf += ms_median_f32(dst, (size_t)w * w, tmp) != want;
+			ms_roi_load(f8, MS_PIX_U8, fw, x0, y0, w, dst, &m8, hist);
+			for (int r = 0; r < w; r++)
+				for (int c = 0; c < w; c++)
+					v[r * w + c] = f8[(r + y0) * fw + c + x0];
+			copy_ok = 1;
+			for (int i = 0; i < w * w; i++)
+				copy_ok &= dst[i] == v[i];
+			bad8 += m8 != sorted_median(v, (size_t)w * w) || !copy_ok;
+			cases++;
+			free(tmp);
+			free(dst);
+			free(f8);
+			free(v);
+			free(f16);
+		}
+	tap_int(bad16, 0, "u16 ROI copy and histogram median equal a sort's, %d cases", cases);
+	tap_int(bad8, 0, "u8 ROI copy and histogram median equal a sort's, %d cases", cases);
+	tap_int(badf, 0, "float quickselect median equals a sort's, %d cases", cases);
+
+	float odd[5] = {5, 1, 4, 2, 3}, nanv[4] = {1, NAN, 2, 3}, tmp[5];
+	tap_near(ms_median_f32(odd, 5, tmp), 3, 0, "median of an odd count is the middle value");
+	tap_ok(isnan(ms_median_f32(nanv, 4, tmp)), "median with a NaN is NaN (as numpy's)");
+	tap_near(ms_mean_f32(odd, 5), 3, 1e-12, "mean");
+	static const uint8_t frame[64];
+	float roi[64];
+	tap_ok(ms_roi_load(frame, MS_PIX_NONE, 8, 0, 0, 8, roi, NULL, hist) < 0,
+	       "ms_roi_load refuses an unknown pixel format");
+}
+
+static void test_com(void)
+{
+	float img[16 * 16] = {0};
+	double x, y, m;
+	img[5 * 16 + 9] = 7;
+	tap_ok(ms_com(img, 16, MS_COM_BG_NONE, 0, &x, &y, &m) == 0 && x == 9 && y == 5 && m == 7,
+	       "COM of one lit pixel is its centre (x = column 9, y = row 5)");
+	img[5 * 16 + 9] = 0;
+	img[3 * 16 + 2] = 1;
+	img[3 * 16 + 6] = 3;
+	ms_com(img, 16, MS_COM_BG_NONE, 0, &x, &y, NULL);
+	tap_ok(x == 5 && y == 3, "COM weights by value: (2*1 + 6*3)/4 = 5");
+	ms_com(img, 16, MS_COM_BG_MEDIAN, 0, &x, &y, NULL);
+	tap_ok(x == 5 && y == 3, "COM with a zero background is the same");
+
+	/* |I - bg| weights against a double-precision brute force */
+	struct ms_rng g;
+	ms_rng_seed(&g, 5);
+	float r[40 * 40];
+	for (int i = 0; i < 40 * 40; i++)
+		r[i] = (float)(1000 * ms_rng_uniform(&g));
+	double bg = ms_mean_f32(r, 40 * 40), sx = 0, sy = 0, sm = 0;
+	for (int i = 0; i < 40 * 40; i++) {
+		double v = fabs(r[i] - (float)bg);
+		sm += v;
+		sx += v * (i % 40);
+		sy += v * (i / 40);
+	}
+	ms_com(r, 40, MS_COM_BG_MEAN, bg, &x, &y, NULL);
+	tap_ok(fabs(x - sx / sm) < 1e-4 && fabs(y - sy / sm) < 1e-4,
+	       "COM with |I - mean| matches a brute force (%.6f,%.6f) vs (%.6f,%.6f)", x, y,
+	       sx / sm, sy / sm);
+
+	float flat[8 * 8];
+	for (int i = 0; i < 64; i++)
+		flat[i] = 3;
+	tap_ok(ms_com(flat, 8, MS_COM_BG_MEDIAN, 3, &x, &y, NULL) < 0 && isnan(x) && isnan(y),
+	       "COM of a flat ROI less its median fails with NaN");
+	tap_ok(ms_roi_flat(flat, 64) && !ms_roi_flat(r, 64), "flat ROIs are recognised");
+}
+
+/* polyfit(t, y, 2, w) with t = 0..n-1 by normal equations, for reference */
+static double ref_vertex(const float *d, int i0, int nl)
+{
+	int h = nl / 2;
+	double A[3][4] = {{0}};
+	for (int t = 0; t < nl; t++) {
+		double w = h - abs(t - h) + 1, ww = w * w, b[3] = {(double)t * t, t, 1};
+		for (int i = 0; i < 3; i++) {
+			for (int j = 0; j < 3; j++)
+				A[i][j] += ww * b[i] * b[j];
+			A[i][3] += ww * b[i] * d[i0 - h + t];
+		}
+	}
+	for (int i = 0; i < 3; i++)	/* Gauss-Jordan */
+		for (int k = 0; k < 3; k++)
+			if (k != i) {
+				double f = A[k][i] / A[i][i];
+				for (int j = 0; j < 4; j++)
+					A[k][j] -= f * A[i][j];
+			}
+	double a = A[0][3] / A[0][0], b = A[1][3] / A[1][1];
+	return -b / (2 * a) + i0 - h;
+}
+
+static void test_parabola(void)
+{
+	float d[16];
+	for (int i = 0; i < 16; i++)
+		d[i] = (float)(5 - 0.7 * (i - 7.3) * (i - 7.3));
+	tap_near(ms_parabolic_vertex(d, 16, 7, 5), 7.3, 1e-5, "5-point vertex of a parabola");
+	tap_near(ms_parabolic_vertex(d, 16, 7.4, 7), 7.3, 1e-5, "7-point vertex of a parabola");
+	for (int i = 0; i < 16; i++)
+		d[i] = (float)exp(-(i - 6.8) * (i - 6.8) / 6.0) + 0.01f * (i % 3);
+	double worst = 0;
+	for (int nl = 3; nl <= 9; nl += 2) {
+		double got = ms_parabolic_vertex(d, 16, 7, nl), want = ref_vertex(d, 7, nl);
+		worst = fmax(worst, fabs(got - want));
+	}
+	tap_ok(worst < 1e-9, "weights are polyfit's w = h-|t|+1 (effective w^2): max diff %.2g",
+	       worst);
+	tap_ok(isnan(ms_parabolic_vertex(d, 16, 2, 5)), "window at the low clamp limit: NaN");
+	tap_ok(isnan(ms_parabolic_vertex(d, 16, 0, 5)), "window clamped from below: NaN");
+	tap_ok(isnan(ms_parabolic_vertex(d, 16, 13, 5)), "window at the high clamp limit: NaN");
+	tap_ok(isnan(ms_parabolic_vertex(d, 16, NAN, 5)), "NaN estimate: NaN");
+	for (int i = 0; i < 16; i++)
+		d[i] = (float)(5 - 0.7 * (i - 3.2) * (i - 3.2));
+	tap_near(ms_parabolic_vertex(d, 16, 3, 5), 3.2, 1e-5, "window one in from the limit: "
+		 "a value");
+	for (int i = 0; i < 16; i++)
+		d[i] = (float)((i - 7.3) * (i - 7.3));
+	tap_ok(isnan(ms_parabolic_vertex(d, 16, 7, 5)), "a minimum is not a peak: NaN");
+}
+
+/* ---- radial profile against a brute force ---- */
+
+static void ref_profile(const float *img, int w, double x, double y, int os,
+			enum ms_weighting wt, double *prof)
+{
+	int nb = (w / 2) * os;
+	double s[600] = {0}, n[600] = {0};
+	for (int r = 0; r < w; r++)
+		for (int c = 0; c < w; c++) {
+			double sv = os * hypot(c - x, r - y);
+			if (wt == MS_PROFILE_NEAREST) {
+				double k = nearbyint(sv);
+				if (k < nb) {
+					s[(int)k] += img[r * w + c];
+					n[(int)k] += 1;
+				}
+			} else {
+				int k = (int)floor(sv);
+				double f = sv - k;
+				if (k < nb) {
+					s[k] += (1 - f) * img[r * w + c];
+					n[k] += 1 - f;
+				}
+				if (k + 1 < nb) {
+					s[k + 1] += f * img[r * w + c];
+					n[k + 1] += f;
+				}
+			}
+		}
+	for (int b = 0; b < nb; b++)
+		prof[b] = n[b] > 0 ? s[b] / n[b] : NAN;
+}
+
+/* Whether some pixel's oversampled radius lies within eps of a rounding
+ * boundary k + 0.5, where float and double may bin it differently. */
+static int near_tie(int w, double x, double y, int os)
+{
+	for (int r = 0; r < w; r++)
+		for (int c = 0; c < w; c++) {
+			double sv = os * hypot(c - x, r - y);
+			if (fabs(sv - floor(sv) - 0.5) < 1e-4)
+				return 1;
+		}
+	return 0;
+}
+
+static void test_profile(void)
+{
+	struct ms_rng g;
+	ms_rng_seed(&g, 3);
+	int cases = 0, bad = 0, nan_ok = 1;
+	double worst = 0;
+	for (int w = 16; w <= 96; w += 40)
+		for (int os = 1; os <= 3; os++)
+			for (int wt = 0; wt < 2; wt++)
+				for (int rep = 0; rep < 4; rep++) {
+					float *img = xcalloc((size_t)w * w, 4);
+					float *ps = xcalloc(ms_profile_scratch_len(w, os), 4);
+					int nb = (w / 2) * os;
+					float *prof = xcalloc((size_t)nb, 4);
+					double ref[600], x, y;
+					do {	/* centres anywhere, edges and corners included */
+						x = rep == 3 ? 1.3 : w * ms_rng_uniform(&g) - 0.5;
+						y = rep == 3 ? w - 2.2 : w * ms_rng_uniform(&g) - 0.5;
+					} while (wt == 0 && near_tie(w, x, y, os) && rep != 3);
+					for (int i = 0; i < w * w; i++)
+						img[i] = (float)(100 + 900 * ms_rng_uniform(&g));
+					ms_radial_profile(img, w, x, y, os, wt, prof, ps);
+					ref_profile(img, w, x, y, os, wt, ref);
+					for (int b = 0; b < nb; b++) {
+						if (isnan(ref[b]) || isnan(prof[b])) {
+							nan_ok &= isnan(ref[b]) && isnan(prof[b]);
+							continue;
+						}
+						double d = fabs(prof[b] - ref[b]) / ref[b];
+						worst = fmax(worst, d);
+						bad += d > 2e-5;
+					}
+					cases++;
+					free(prof);
+					free(ps);
+					free(img);
+				}
+	tap_int(bad, 0, "radial profile equals a brute force (nearest and linear, oversample "
+		"1-3, %d centres incl. edges; worst relative diff %.2g)", cases, worst);
+	tap_ok(nan_ok, "empty bins are NaN exactly where the brute force has none");
+
+	float img[64], prof[8], *ps = xcalloc(ms_profile_scratch_len(8, 2), 4);
+	for (int i = 0; i < 64; i++)
+		img[i] = 1;
+	ms_radial_profile(img, 8, 3.5, 3.5, 2, MS_PROFILE_NEAREST, prof, ps);
+	tap_ok(isnan(prof[0]) && prof[1] == 1, "nearest: no pixel within 0.25 px of a "
+	       "between-pixel centre, so oversampled bin 0 is empty");
+	tap_ok(ms_radial_profile(img, 8, NAN, 3, 1, MS_PROFILE_LINEAR, prof, ps) < 0 &&
+	       isnan(prof[0]) && isnan(prof[3]), "a NaN centre gives an all-NaN profile");
+	free(ps);
+}
+
+/* ---- x/y accuracy ---- */
+
+/* A frame (fw x fh) with one bead rendered into the ROI at (x0, y0). */
+struct scene {
+	int w, fw, fh, x0, y0;
+	enum ms_pixfmt fmt;
+	void *frame;
+	float *img;		/* fw x fh floats */
+};
+
+static void scene_init(struct scene *s, int w, enum ms_pixfmt fmt)
+{
+	s->w = w;
+	s->fw = w + 37;
+	s->fh = w + 11;
+	s->x0 = 29;
+	s->y0 = 6;
+	s->fmt = fmt;
+	s->frame = xcalloc((size_t)s->fw * s->fh, 2);
+	s->img = xcalloc((size_t)s->fw * s->fh, sizeof(float));
+}
+
+static void scene_free(struct scene *s)
+{
+	free(s->frame);
+	free(s->img);
+}
+
+/* Bead at ROI coordinates (cx, cy); scale: counts per unit intensity;
+ * g: Poisson noise or NULL. */
+static void scene_bead(struct scene *s, double cx, double cy, double z, double scale,
+		       struct ms_rng *g)
+{
+	ms_synth_bead(s->img, s->fw, s->fh, s->fw, s->x0 + cx, s->y0 + cy, z, 3);
+	ms_synth_quantise(s->img, s->fw, s->fh, s->fw, scale, g, s->fmt, s->frame, s->fw);
+}
+
+static struct ms_roi_in scene_in(const struct scene *s, long bead)
+{
+	struct ms_roi_in in = {
+		.frame = s->frame, .fmt = s->fmt, .stride = (size_t)s->fw,
+		.x0 = s->x0, .y0 = s->y0, .lut_bead = bead, .z_prev = NAN,
+	};
+	return in;
+}
+
+struct acc {
+	double se, max;
+	int n, bad;
+};
+
+static void acc_add(struct acc *a, double err)
+{
+	if (!isfinite(err)) {
+		a->bad++;
+		return;
+	}
+	a->se += err * err;
+	a->max = fmax(a->max, fabs(err));
+	a->n++;
+}
+
+static double acc_rms(const struct acc *a)
+{
+	return a->n ? sqrt(a->se / a->n) : INFINITY;
+}
+
+/* x/y RMS per axis over n beads at offsets U(-2, 2) px from the ROI centre. */
+static struct acc xy_run(int w, enum ms_pixfmt fmt, double scale, int noisy, int n,
+			 const struct ms_track_params *pp, uint64_t seed)
+{
+	struct ms_track_params p;
+	ms_track_params_default(&p);
+	if (pp)
+		p = *pp;
+	p.roi_size = w;
+	ms_err e;
+	struct ms_tracker *t = ms_tracker_new(&p, NULL, &e);
+	struct ms_track_ws *ws = ms_track_ws_new(t, &e);
+	struct scene sc;
+	scene_init(&sc, w, fmt);
+	struct ms_rng g;
+	ms_rng_seed(&g, seed);
+	struct acc a = {0};
+	for (int i = 0; i < n; i++) {
+		double cx = w / 2 + 4 * ms_rng_uniform(&g) - 2, cy = w / 2 + 4 * ms_rng_uniform(&g) - 2;
+		double z = -4000 + 8000 * ms_rng_uniform(&g);
+		scene_bead(&sc, cx, cy, z, scale, noisy ? &g : NULL);
+		struct ms_roi_in in = scene_in(&sc, 0);
+		struct ms_xyz o;
+		ms_track_roi(t, ws, &in, &o, NULL);
+		acc_add(&a, o.x - cx);
+		acc_add(&a, o.y - cy);
+	}
+	scene_free(&sc);
+	ms_track_ws_free(ws);
+	ms_tracker_free(t);
+	return a;
+}
+
+static void test_xy(void)
+{
+	/* measured RMS (px per axis) when written; clean beads are limited by
+	 * MagTrack's estimator itself (the parabola's pixel locking), u8 with
+	 * noise (120 counts background) by shot noise */
+	static const struct {
+		int w;
+		enum ms_pixfmt fmt;
+		int noisy;
+		double scale, measured;
+	} cfg[] = {
+		{64, MS_PIX_U8, 0, 120, 0.0064},
+		{64, MS_PIX_U16, 0, 20000, 0.0069},
+		{64, MS_PIX_U8, 1, 120, 0.0213},
+		{64, MS_PIX_U16, 1, 20000, 0.0071},
+		{128, MS_PIX_U8, 0, 120, 0.0055},
+		{128, MS_PIX_U16, 0, 20000, 0.0061},
+		{128, MS_PIX_U8, 1, 120, 0.0314},
+		{128, MS_PIX_U16, 1, 20000, 0.0059},
+	};
+	for (size_t i = 0; i < sizeof cfg / sizeof *cfg; i++) {
+		int n = cfg[i].w == 64 ? 80 : 40;
+		struct acc a = xy_run(cfg[i].w, cfg[i].fmt, cfg[i].scale, cfg[i].noisy, n, NULL,
+				      100 + i);
+		tap_diag("x/y %3d px %-3s %-5s: RMS %.4f px, max %.4f, %d flagged", cfg[i].w,
+			 ms_pixfmt_name(cfg[i].fmt), cfg[i].noisy ? "noisy" : "clean", acc_rms(&a),
+			 a.max, a.bad);
+		tap_ok(a.bad == 0 && acc_rms(&a) <= 1.5 * cfg[i].measured,
+		       "autoconv x/y at %d px, %s, %s: RMS %.4f <= 1.5 x %.4f", cfg[i].w,
+		       ms_pixfmt_name(cfg[i].fmt), cfg[i].noisy ? "Poisson noise" : "no noise",
+		       acc_rms(&a), cfg[i].measured);
+	}
+
+	/* the same through COM alone: MagTrack's coarse estimate */
+	struct ms_track_params p;
+	ms_track_params_default(&p);
+	p.xy = MS_XY_COM;
+	struct acc a = xy_run(64, MS_PIX_U16, 20000, 0, 60, &p, 7);
+	tap_diag("x/y  64 px u16 clean, COM only: RMS %.4f px", acc_rms(&a));
+	/* measured 0.0177 */
+	tap_ok(a.bad == 0 && acc_rms(&a) <= 1.5 * 0.0177, "COM alone on a clean symmetric bead: "
+	       "RMS %.4f px", acc_rms(&a));
+
+	/* half-pixel autoconvolution only */
+	p.xy = MS_XY_AUTOCONV;
+	p.autoconv_iters = 0;
+	a = xy_run(64, MS_PIX_U16, 20000, 0, 60, &p, 8);
+	tap_ok(a.bad == 0 && a.max <= 0.26, "half-pixel autoconvolution is within a quarter "
+	       "pixel (max %.3f)", a.max);
+}
+
+/* The coordinate contract, and x and y not swapped: a bead well off the
+ * ROI centre in a ROI cut from a wider frame. */
+static void test_coords(void)
+{
+	struct ms_track_params p;
+	ms_track_params_default(&p);
+	ms_err e;
+	struct ms_tracker *t = ms_tracker_new(&p, NULL, &e);
+	struct ms_track_ws *ws = ms_track_ws_new(t, &e);
+	struct scene sc;
+	scene_init(&sc, 64, MS_PIX_U16);
+	scene_bead(&sc, 35.25, 28.5, 0, 20000, NULL);
+	struct ms_roi_in in = scene_in(&sc, 0);
+	struct ms_xyz o;
+	ms_track_roi(t, ws, &in, &o, NULL);
+	tap_ok(o.flags == 0 && fabs(o.x - 35.25) < 0.02 && fabs(o.y - 28.5) < 0.02,
+	       "bead at column 35.25, row 28.5 of the ROI tracks to x %.4f, y %.4f", o.x, o.y);
+	tap_ok(isnan(o.z), "no LUT: z is NaN (and not flagged: flags %u)", o.flags);
+
+	/* the coarse estimate alone must agree on the axes too */
+	double x, y;
+	float *roi = xcalloc(64 * 64, 4);
+	for (int r = 0; r < 64; r++)
+		for (int c = 0; c < 64; c++)
+			roi[r * 64 + c] = ((uint16_t *)sc.frame)[(r + sc.y0) * sc.fw + c + sc.x0];
+	ms_com(roi, 64, MS_COM_BG_NONE, 0, &x, &y, NULL);
+	float *ac = xcalloc(ms_autoconv_scratch_len(64), 4);
+	ms_autoconv(roi, 64, 34, 29, 0, 0, ac, &x, &y);
+	tap_ok(fmod(x * 2, 1) == 0 && fmod(y * 2, 1) == 0 && fabs(x - 35.25) <= 0.25 &&
+	       fabs(y - 28.5) <= 0.25, "half-pixel autoconvolution: (%.1f, %.1f)", x, y);
+	free(ac);
+	free(roi);
+	scene_free(&sc);
+	ms_track_ws_free(ws);
+	ms_tracker_free(t);
+}
+
+/* ---- z lookup ---- */
+
+static double norm2(const float *v, size_t n)
+{
+	double s = 0;
+	for (size_t i = 0; i < n; i++)
+		s += (double)v[i] * v[i];
+	return s;
+}
+
+static void test_z_kernels(void)
+{
+	enum { NP = 121, PLEN = 32 };
+	size_t st = ms_z_stride(PLEN);
+	float *planes = xcalloc(NP * st, 4), q[PLEN], pn[64], sc[NP], sc2[NP];
+	double z_nm[NP];
+	for (int k = 0; k < NP; k++) {
+		float prof[PLEN];
+		z_nm[k] = -6000 + 100.0 * k;
+		for (int b = 0; b < PLEN; b++)
+			prof[b] = (float)(300 * ms_synth_ring(b, z_nm[k]));
+		ms_z_normalise(prof, PLEN, planes + k * st);
+	}
+	struct ms_rng g;
+	ms_rng_seed(&g, 9);
+	struct acc a = {0};
+	double worst_ssd = 0;
+	for (int i = 0; i < 200; i++) {
+		double z = -5500 + 11000 * ms_rng_uniform(&g);
+		for (int b = 0; b < PLEN; b++)	/* other units and offset: Pearson ignores them */
+			q[b] = (float)(7 + 0.01 * ms_synth_ring(b, z));
+		ms_z_normalise(q, PLEN, pn);
+		ms_z_scores(pn, planes, NP, st, MS_Z_PEARSON, sc);
+		ms_z_scores(pn, planes, NP, st, MS_Z_SSD, sc2);
+		unsigned f = 0, f2 = 0;
+		double zp = ms_z_fit(sc, NP, 7, z_nm, &f, NULL);
+		double zs = ms_z_fit(sc2, NP, 7, z_nm, &f2, NULL);
+		acc_add(&a, f ? NAN : zp - z);
+		worst_ssd = fmax(worst_ssd, fabs(zs - zp));
+	}
+	tap_diag("z from exact profiles between 100 nm planes: RMS %.2f nm, max %.2f", acc_rms(&a),
+		 a.max);
+	/* measured: RMS 1.46 nm, max 2.12 nm */
+	tap_ok(a.bad == 0 && acc_rms(&a) <= 1.5 * 1.46 && a.max <= 1.5 * 2.12,
+	       "Pearson z between planes: RMS %.2f nm, max %.2f nm", acc_rms(&a), a.max);
+	tap_ok(worst_ssd < 0.05, "negative SSD on normalised profiles gives Pearson's z "
+	       "(max diff %.3g nm)", worst_ssd);
+
+	/* the fractional plane index maps linearly into uneven z steps */
+	double zu[NP];
+	for (int k = 0; k < NP; k++) {
+		zu[k] = 10.0 * k + 0.5 * k * k;
+		sc[k] = (float)(1 - 0.001 * (k - 50.3) * (k - 50.3));
+	}
+	unsigned f = 0;
+	double plane, z = ms_z_fit(sc, NP, 7, zu, &f, &plane);
+	tap_near(plane, 50.3, 1e-4, "fractional plane index of a parabolic score");
+	tap_near(z, zu[50] + 0.3 * (zu[51] - zu[50]), 0.02, "z interpolates linearly between "
+		 "uneven planes");
+
+	/* edges: MagTrack's rule, NaN once the 7-point window hits an end */
+	for (int k = 0; k < NP; k++)
+		sc[k] = (float)(1 - 0.001 * (k - 3.0) * (k - 3.0));
+	f = 0;
+	z = ms_z_fit(sc, NP, 7, z_nm, &f, NULL);
+	tap_ok(isnan(z) && f == MS_TRK_Z_EDGE, "peak at plane 3 (window at the end): NaN, Z_EDGE");
+	for (int k = 0; k < NP; k++)
+		sc[k] = (float)(1 - 0.001 * (k - 4.0) * (k - 4.0));
+	f = 0;
+	z = ms_z_fit(sc, NP, 7, z_nm, &f, NULL);
+	tap_ok(!isnan(z) && f == 0, "peak at plane 4: a value (%.1f nm)", z);
+	for (int k = 0; k < NP; k++)
+		sc[k] = (float)k;
+	f = 0;
+	z = ms_z_fit(sc, NP, 7, z_nm, &f, NULL);
+	tap_ok(isnan(z) && f == MS_TRK_Z_EDGE, "best match at the last plane: NaN, Z_EDGE");
+
+	for (int b = 0; b < PLEN; b++)
+		q[b] = NAN;
+	tap_ok(ms_z_normalise(q, PLEN, pn) < 0, "an all-NaN profile cannot be normalised");
+	for (int b = 0; b < PLEN; b++)
+		q[b] = 4;
+	tap_ok(ms_z_normalise(q, PLEN, pn) < 0, "nor can a flat one");
+	for (int b = 0; b < PLEN; b++)
+		q[b] = (float)b;
+	q[0] = NAN;
+	q[5] = NAN;
+	tap_ok(ms_z_normalise(q, PLEN, pn) == 0 && pn[4] == 0 && fabs(norm2(pn, st) - 1) < 1e-5,
+	       "NaN bins count as zero after centring; the result has unit norm");
+	free(planes);
+}
+
+/* z through the whole pipeline: LUT from clean centred beads, beads at
+ * random offsets and heights. */
+static struct acc z_run(int w, enum ms_weighting wt, int os, enum ms_pixfmt fmt, double scale,
+			int noisy, int n, uint64_t seed, struct acc *xy)
+{
+	struct ms_zlut lut;
+	lut_make(&lut, w, os, wt, 121, -6000, 100, 1, 0);
+	struct ms_track_params p;
+	ms_track_params_default(&p);
+	p.roi_size = w;
+	p.weighting = wt;
+	p.oversample = os;
+	ms_err e;
+	struct ms_tracker *t = ms_tracker_new(&p, &lut, &e);
+	struct ms_track_ws *ws = ms_track_ws_new(t, &e);
+	struct scene sc;
+	scene_init(&sc, w, fmt);
+	struct ms_rng g;
+	ms_rng_seed(&g, seed);
+	struct acc a = {0};
+	for (int i = 0; i < n; i++) {
+		double cx = w / 2 + 4 * ms_rng_uniform(&g) - 2, cy = w / 2 + 4 * ms_rng_uniform(&g) - 2;
+		double z = -5000 + 10000 * ms_rng_uniform(&g);
+		scene_bead(&sc, cx, cy, z, scale, noisy ? &g : NULL);
+		struct ms_roi_in in = scene_in(&sc, 0);
+		struct ms_xyz o;
+		ms_track_roi(t, ws, &in, &o, NULL);
+		acc_add(&a, o.z - z);
+		if (xy) {
+			acc_add(xy, o.x - cx);
+			acc_add(xy, o.y - cy);
+		}
+	}
+	scene_free(&sc);
+	ms_track_ws_free(ws);
+	ms_tracker_free(t);
+	lut_free(&lut);
+	return a;
+}
+
+static void test_z_pipeline(void)
+{
+	struct acc xy = {0};
+	struct acc lin = z_run(64, MS_PROFILE_LINEAR, 1, MS_PIX_U16, 20000, 0, 100, 21, &xy);
+	struct acc nea = z_run(64, MS_PROFILE_NEAREST, 1, MS_PIX_U16, 20000, 0, 100, 21, NULL);
+	struct acc lin2 = z_run(64, MS_PROFILE_LINEAR, 2, MS_PIX_U16, 20000, 0, 100, 21, NULL);
+	struct acc nea2 = z_run(64, MS_PROFILE_NEAREST, 2, MS_PIX_U16, 20000, 0, 100, 21, NULL);
+	struct acc noisy = z_run(64, MS_PROFILE_LINEAR, 1, MS_PIX_U16, 20000, 1, 100, 22, NULL);
+	struct acc big = z_run(128, MS_PROFILE_LINEAR, 1, MS_PIX_U16, 20000, 0, 40, 23, NULL);
+	tap_diag("z 64 px clean, linear: RMS %.2f nm (max %.1f); nearest: %.2f nm (max %.1f)",
+		 acc_rms(&lin), lin.max, acc_rms(&nea), nea.max);
+	tap_diag("z 64 px clean, oversample 2: linear %.2f nm, nearest %.2f nm", acc_rms(&lin2),
+		 acc_rms(&nea2));
+	tap_diag("z 64 px Poisson (20000 counts), linear: %.2f nm; 128 px clean linear: %.2f nm",
+		 acc_rms(&noisy), acc_rms(&big));
+	/* measured: linear 8.67, nearest 188, linear os2 14.4, nearest os2 48,
+	 * noisy 8.82, 128 px 8.85 (nm RMS) */
+	tap_ok(lin.bad == 0 && acc_rms(&lin) <= 1.5 * 8.67, "z with linear profiles: RMS %.2f nm",
+	       acc_rms(&lin));
+	tap_ok(nea.bad == 0 && acc_rms(&nea) <= 1.5 * 188, "z with nearest profiles: RMS %.1f nm",
+	       acc_rms(&nea));
+	tap_ok(acc_rms(&lin) * 5 < acc_rms(&nea), "linear binning beats nearest (the default's "
+	       "reason)");
+	tap_ok(lin2.bad == 0 && acc_rms(&lin2) <= 1.5 * 14.4, "z, linear, oversample 2: %.2f nm",
+	       acc_rms(&lin2));
+	tap_ok(noisy.bad == 0 && acc_rms(&noisy) <= 1.5 * 8.82, "z with Poisson noise: %.2f nm",
+	       acc_rms(&noisy));
+	tap_ok(big.bad == 0 && acc_rms(&big) <= 1.5 * 8.85, "z at 128 px: %.2f nm", acc_rms(&big));
+	tap_ok(xy.bad == 0 && acc_rms(&xy) <= 1.5 * 0.0062, "x/y alongside z: %.4f px",
+	       acc_rms(&xy));
+}
+
+/* A two-bead LUT: each bead is matched against its own table. */
+static void test_multibead(void)
+{
+	struct ms_zlut lut;
+	lut_make(&lut, 64, 1, MS_PROFILE_LINEAR, 121, -6000, 100, 2, 500);
+	struct ms_track_params p;
+	ms_track_params_default(&p);
+	ms_err e;
+	struct ms_tracker *t = ms_tracker_new(&p, &lut, &e);
+	struct ms_track_ws *ws = ms_track_ws_new(t, &e);
+	tap_ok(ms_tracker_nbeads(t) == 2 && ms_tracker_nplanes(t) == 121,
+	       "the tracker knows the LUT's 2 beads and 121 planes");
+	struct scene sc;
+	scene_init(&sc, 64, MS_PIX_U16);
+	scene_bead(&sc, 32, 32, 1000, 20000, NULL);
+	struct ms_xyz o0, o1, o2;
+	struct ms_roi_in in = scene_in(&sc, 0);
+	ms_track_roi(t, ws, &in, &o0, NULL);
+	in.lut_bead = 1;
+	ms_track_roi(t, ws, &in, &o1, NULL);
+	in.lut_bead = 2;
+	ms_track_roi(t, ws, &in, &o2, NULL);
+	tap_ok(fabs(o0.z - 1000) < 5 && fabs(o1.z - 500) < 5, "bead 0's table gives %.1f nm, "
+	       "bead 1's (shifted by 500 nm) %.1f nm", o0.z, o1.z);
+	tap_ok(isnan(o2.z) && o2.flags == MS_TRK_Z_BAD && fabs(o2.x - 32) < 0.02,
+	       "a bead index past the LUT: x/y tracked, z NaN, Z_BAD");
+	scene_free(&sc);
+	ms_track_ws_free(ws);
+	ms_tracker_free(t);
+	lut_free(&lut);
+}
+
+static void test_lut_checks(void)
+{
+	struct ms_zlut lut;
+	struct ms_track_params p;
+	ms_err e;
+	lut_make(&lut, 50, 1, MS_PROFILE_NEAREST, 20, 0, 100, 1, 0);
+	lut.roi_size = 0;
+	lut.oversample = 0;
+	lut.weighting[0] = 0;
+	ms_track_params_default(&p);
+	tap_ok(ms_tracker_new(&p, &lut, &e) == NULL, "a LUT of 25-bin profiles is refused at 64 px");
+	tap_str(e.msg, "Z-LUT profile length 25 does not fit ROI size 64 with oversample 1 "
+		"(expects 32)", "the message says why");
+	p.roi_size = 50;
+	struct ms_tracker *t = ms_tracker_new(&p, &lut, &e);
+	tap_ok(t != NULL && ms_tracker_plen(t) == 25, "it fits a 50 px ROI (as MagScope's 25 bins)");
+	ms_tracker_free(t);
+	lut.weighting[0] = 0;
+	strcpy(lut.weighting, "nearest");
+	tap_ok(ms_tracker_new(&p, &lut, &e) == NULL &&
+	       strcmp(e.msg, "Z-LUT was made with 'nearest' profile weighting, not 'linear'") == 0,
+	       "a weighting mismatch is refused: %s", e.msg);
+	p.weighting = MS_PROFILE_NEAREST;
+	lut.roi_size = 25;
+	p.roi_size = 50;
+	tap_ok(ms_tracker_new(&p, &lut, &e) == NULL && strstr(e.msg, "ROI size 25"),
+	       "a ROI size mismatch is refused: %s", e.msg);
+	lut.roi_size = 50;
+	lut.oversample = 2;
+	tap_ok(ms_tracker_new(&p, &lut, &e) == NULL && strstr(e.msg, "oversample 2"),
+	       "an oversample mismatch is refused: %s", e.msg);
+	lut.oversample = 1;
+	lut.nplanes = 8;
+	tap_ok(ms_tracker_new(&p, &lut, &e) == NULL && strstr(e.msg, "8 planes"),
+	       "too few planes for the z fit are refused: %s", e.msg);
+	lut.nplanes = 20;
+	lut.z_nm[3] = NAN;
+	tap_ok(ms_tracker_new(&p, &lut, &e) == NULL && strstr(e.msg, "plane 3"),
+	       "a plane without a finite z is refused: %s", e.msg);
+	lut_free(&lut);
+
+	static const struct {
+		int field, value;
+		const char *needle;
+	} bad[] = {
+		{0, 63, "63"}, {0, 6, "6"}, {0, 258, "258"}, {1, -1, "iterations"},
+		{2, 4, "fit points 4"}, {3, 0, "oversample 0"}, {4, 2, "z fit points 2"},
+		{5, 9, "background 9"}, {6, 9, "method 9"},
+	};
+	int ok = 1;
+	for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+		ms_track_params_default(&p);
+		switch (bad[i].field) {
+		case 0: p.roi_size = bad[i].value; break;
+		case 1: p.autoconv_iters = bad[i].value; break;
+		case 2: p.xy_n_local = bad[i].value; break;
+		case 3: p.oversample = bad[i].value; break;
+		case 4: p.z_n_local = bad[i].value; break;
+		case 5: p.com_bg = (enum ms_com_bg)bad[i].value; break;
+		case 6: p.xy = (enum ms_xy_method)bad[i].value; break;
+		}
+		struct ms_tracker *bt = ms_tracker_new(&p, NULL, &e);
+		if (bt || !strstr(e.msg, bad[i].needle)) {
+			ok = 0;
+			tap_diag("parameter case %zu: %s", i, bt ? "accepted" : e.msg);
+		}
+		ms_tracker_free(bt);
+	}
+	tap_ok(ok, "bad parameters are refused with the bad value quoted");
+	ms_track_params_default(&p);
+	p.line_ratio = NAN;
+	tap_ok(ms_tracker_new(&p, NULL, &e) == NULL, "a NaN line ratio is refused: %s", e.msg);
+}
+
+/* ---- robustness: never a crash, never a silent garbage value ---- */
+
+static int all_nan(const float *v, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (!isnan(v[i]))
+			return 0;
+	return 1;
+}
+
+static void test_robust(void)
+{
+	struct ms_zlut lut;
+	lut_make(&lut, 64, 1, MS_PROFILE_LINEAR, 121, -6000, 100, 1, 0);
+	struct ms_track_params p;
+	ms_track_params_default(&p);
+	ms_err e;
+	struct ms_tracker *t = ms_tracker_new(&p, &lut, &e);
+	struct ms_track_ws *ws = ms_track_ws_new(t, &e);
+	size_t plen = ms_tracker_plen(t);
+	float *prof = xcalloc(plen, 4), *roi = xcalloc(64 * 64, 4);
+	struct ms_xyz o;
+
+	ms_synth_bead(roi, 64, 64, 64, 31.6, 32.2, 0, 2);
+	roi[64 * 20 + 17] = NAN;
+	ms_track_roi_f32(t, ws, roi, 0, NAN, &o, prof);
+	tap_ok(o.flags == (MS_TRK_XY_BAD | MS_TRK_Z_BAD) && isnan(o.x) && isnan(o.y) &&
+	       isnan(o.z) && all_nan(prof, plen), "a NaN pixel: XY_BAD|Z_BAD, all NaN");
+	roi[64 * 20 + 17] = INFINITY;
+	ms_track_roi_f32(t, ws, roi, 0, NAN, &o, prof);
+	tap_ok((o.flags & MS_TRK_XY_BAD) && isnan(o.x), "an infinite pixel: XY_BAD");
+
+	static uint8_t flat8[64 * 64];
+	static uint16_t zero16[64 * 64];
+	memset(flat8, 100, sizeof flat8);
+	struct ms_roi_in in = {.frame = flat8, .fmt = MS_PIX_U8, .stride = 64, .z_prev = NAN};
+	ms_track_roi(t, ws, &in, &o, prof);
+	tap_ok(o.flags == (MS_TRK_EMPTY | MS_TRK_XY_BAD | MS_TRK_Z_BAD) && isnan(o.x) &&
+	       all_nan(prof, plen), "a flat u8 ROI: EMPTY, NaN");
+	in.frame = zero16;
+	in.fmt = MS_PIX_U16;
+	ms_track_roi(t, ws, &in, &o, NULL);
+	tap_ok(o.flags & MS_TRK_EMPTY, "an all-zero u16 ROI: EMPTY");
+	int flat_bad = 0;
+	for (int bg = 0; bg < 3; bg++)
+		for (int xy = 0; xy < 2; xy++) {
+			struct ms_track_params q = p;
+			q.com_bg = (enum ms_com_bg)bg;
+			q.xy = (enum ms_xy_method)xy;
+			struct ms_tracker *tq = ms_tracker_new(&q, NULL, &e);
+			struct ms_track_ws *wq = ms_track_ws_new(tq, &e);
+			in.frame = flat8;
+			in.fmt = MS_PIX_U8;
+			ms_track_roi(tq, wq, &in, &o, NULL);
+			flat_bad += o.flags != (MS_TRK_EMPTY | MS_TRK_XY_BAD) || !isnan(o.x);
+			if (o.flags != (MS_TRK_EMPTY | MS_TRK_XY_BAD))
+				tap_diag("flat ROI, background %s, %s: flags %u",
+					 ms_com_bg_names[bg], ms_xy_names[xy], o.flags);
+			ms_track_ws_free(wq);
+			ms_tracker_free(tq);
+		}
+	tap_int(flat_bad, 0, "a flat ROI is EMPTY whatever the background and x/y method");
+
+	in.fmt = MS_PIX_NONE;
+	ms_track_roi(t, ws, &in, &o, NULL);
+	tap_ok(o.flags == (MS_TRK_XY_BAD | MS_TRK_Z_BAD), "an unknown pixel format: XY_BAD|Z_BAD");
+
+	/* beads near and past the ROI's edges and corners, and pure noise:
+	 * whatever comes out is flagged NaN or a position inside the ROI */
+	struct ms_rng g;
+	ms_rng_seed(&g, 77);
+	int inconsistent = 0, flagged = 0, n = 0;
+	for (int i = 0; i < 300; i++, n++) {
+		if (i < 200) {
+			double cx = -8 + 80 * ms_rng_uniform(&g), cy = i % 2 ? 2 : 61;
+			if (i % 3 == 0)
+				cx = 1.5, cy = -8 + 80 * ms_rng_uniform(&g);
+			ms_synth_bead(roi, 64, 64, 64, cx, cy, -3000 + 30 * i, 1);
+		} else {
+			for (int k = 0; k < 64 * 64; k++)
+				roi[k] = (float)(i % 2 ? 1000 * ms_rng_uniform(&g)
+						       : ms_rng_poisson(&g, 3));
+		}
+		ms_track_roi_f32(t, ws, roi, 0, NAN, &o, prof);
+		int xy_bad = (o.flags & MS_TRK_XY_BAD) != 0;
+		flagged += o.flags != 0;
+		if (xy_bad != (isnan(o.x) || isnan(o.y)) || (!xy_bad && !(o.x >= 0 && o.x <= 63 &&
+		    o.y >= 0 && o.y <= 63)) || (isnan(o.z) != ((o.flags & (MS_TRK_Z_BAD |
+		    MS_TRK_Z_EDGE | MS_TRK_XY_BAD)) != 0)))
+			inconsistent++;
+	}
+	tap_int(inconsistent, 0, "%d edge, corner and noise ROIs: every result either flagged "
+		"NaN or inside the ROI (%d flagged)", n, flagged);
+
+	/* a bead sitting at a corner breaks the autoconvolution's parabola */
+	ms_synth_bead(roi, 64, 64, 64, 0, 0, 0, 1);
+	ms_track_roi_f32(t, ws, roi, 0, NAN, &o, prof);
+	tap_ok((o.flags & MS_TRK_XY_BAD) || (o.x >= 0 && o.x <= 63),
+	       "a bead centred on the corner pixel: flags %u, x %.2f", o.flags, o.x);
+
+	/* beyond the table: z NaN with Z_EDGE, x/y still good */
+	ms_synth_bead(roi, 64, 64, 64, 32.3, 31.8, 6500, 3);
+	ms_track_roi_f32(t, ws, roi, 0, NAN, &o, prof);
+	tap_ok(o.flags == MS_TRK_Z_EDGE && isnan(o.z) && fabs(o.x - 32.3) < 0.02,
+	       "a bead above the LUT's top: z NaN, Z_EDGE only (flags %u)", o.flags);
+	free(roi);
+	free(prof);
+	ms_track_ws_free(ws);
+	ms_tracker_free(t);
+	lut_free(&lut);
+}
+
+/* ---- the pipeline's pieces agree, and threads change nothing ---- */
+
+struct mt {
+	const struct ms_tracker *t;
+	struct ms_track_ws *ws[4];
+	const float *rois;
+	struct ms_xyz *out;
+	float *prof;
+	size_t plen;
+};
+
+static void mt_one(void *ctx, size_t i, int worker)
+{
+	struct mt *m = ctx;
+	ms_track_roi_f32(m->t, m->ws[worker], m->rois + i * 64 * 64, 0, NAN, &m->out[i],
+			 m->prof + i * m->plen);
+}
+
+static void test_consistency(void)
+{
+	enum { N = 48 };
+	struct ms_zlut lut;
+	lut_make(&lut, 64, 1, MS_PROFILE_LINEAR, 121, -6000, 100, 1, 0);
+	struct ms_track_params p;
+	ms_track_params_default(&p);
+	ms_err e;
+	struct ms_tracker *t = ms_tracker_new(&p, &lut, &e);
+	size_t plen = ms_tracker_plen(t);
+	float *rois = xcalloc((size_t)N * 64 * 64, 4);
+	struct ms_rng g;
+	ms_rng_seed(&g, 31);
+	for (int i = 0; i < N; i++) {
+		ms_synth_bead(rois + i * 64 * 64, 64, 64, 64, 30 + 4 * ms_rng_uniform(&g),
+			      30 + 4 * ms_rng_uniform(&g), -5000 + 10000 * ms_rng_uniform(&g), 1);
+		for (int k = 0; k < 64 * 64; k++)
+			rois[i * 64 * 64 + k] = (float)ms_rng_poisson(&g, 500 * rois[i * 64 * 64 + k]);
+	}
+	struct mt one = {.t = t, .rois = rois, .plen = plen}, two = one;
+	one.out = xcalloc(N, sizeof *one.out);
+	two.out = xcalloc(N, sizeof *two.out);
+	one.prof = xcalloc(N * plen, 4);
+	two.prof = xcalloc(N * plen, 4);
+	struct ms_pool *p1 = ms_pool_new(1, &e), *p3 = ms_pool_new(3, &e);
+	for (int k = 0; k < 3; k++) {
+		one.ws[k] = ms_track_ws_new(t, &e);
+		two.ws[k] = ms_track_ws_new(t, &e);
+	}
+	ms_pool_run(p1, N, mt_one, &one);
+	ms_pool_run(p3, N, mt_one, &two);
+	tap_ok(memcmp(one.out, two.out, N * sizeof *one.out) == 0 &&
+	       memcmp(one.prof, two.prof, N * plen * 4) == 0,
+	       "3 threads sharing one tracker give bit-identical results to 1");
+
+	/* the profile handed out is the one at the reported centre */
+	float *ps = xcalloc(ms_profile_scratch_len(64, 1), 4), *ref = xcalloc(plen, 4);
+	ms_radial_profile(rois, 64, one.out[0].x, one.out[0].y, 1, MS_PROFILE_LINEAR, ref, ps);
+	tap_ok(memcmp(ref, one.prof, plen * 4) == 0, "the profile output is the radial profile "
+	       "at the found centre");
+
+	/* the float and the integer entry points agree on integer data */
+	uint16_t *f16 = xcalloc(64 * 64, 2);
+	for (int k = 0; k < 64 * 64; k++)
+		f16[k] = (uint16_t)rois[k];
+	struct ms_roi_in in = {.frame = f16, .fmt = MS_PIX_U16, .stride = 64, .z_prev = NAN};
+	struct ms_xyz o;
+	ms_track_roi(t, one.ws[0], &in, &o, NULL);
+	tap_ok(o.x == one.out[0].x && o.y == one.out[0].y && o.z == one.out[0].z,
+	       "u16 and float input give the same result");
+
+	/* COM-only x/y is the centre of mass itself */
+	p.xy = MS_XY_COM;
+	struct ms_tracker *tc = ms_tracker_new(&p, NULL, &e);
+	struct ms_track_ws *wc = ms_track_ws_new(tc, &e);
+	float *tmp = xcalloc(64 * 64, 4);
+	double x, y, med = ms_median_f32(rois, 64 * 64, tmp);
+	free(tmp);
+	ms_com(rois, 64, MS_COM_BG_MEDIAN, med, &x, &y, NULL);
+	ms_track_roi_f32(tc, wc, rois, 0, NAN, &o, NULL);
+	tap_ok(o.x == x && o.y == y && isnan(o.z), "x/y method 'com' returns the centre of mass");
+	ms_track_ws_free(wc);
+	ms_tracker_free(tc);
+
+	free(f16);
+	free(ref);
+	free(ps);
+	for (int k = 0; k < 3; k++) {
+		ms_track_ws_free(one.ws[k]);
+		ms_track_ws_free(two.ws[k]);
+	}
+	ms_pool_free(p1);
+	ms_pool_free(p3);
+	free(one.out);
+	free(two.out);
+	free(one.prof);
+	free(two.prof);
+	free(rois);
+	ms_tracker_free(t);
+	lut_free(&lut);
+}
+
+static void test_params(void)
+{
+	struct ms_track_params p;
+	ms_track_params_default(&p);
+	tap_ok(p.roi_size == 64 && p.com_bg == MS_COM_BG_MEDIAN && p.xy == MS_XY_AUTOCONV &&
+	       p.autoconv_iters == 5 && p.line_ratio == 0.1 && p.xy_n_local == 5 &&
+	       p.oversample == 1 && p.z == MS_Z_PEARSON && p.z_n_local == 7,
+	       "defaults are MagTrack's");
+	tap_ok(p.weighting == MS_PROFILE_LINEAR, "profile weighting defaults to linear");
+	tap_int(ms_track_name_index(ms_com_bg_names, "median"), MS_COM_BG_MEDIAN, "'median'");
+	tap_int(ms_track_name_index(ms_xy_names, "autoconv"), MS_XY_AUTOCONV, "'autoconv'");
+	tap_int(ms_track_name_index(ms_weighting_names, "nearest"), MS_PROFILE_NEAREST, "'nearest'");
+	tap_int(ms_track_name_index(ms_z_names, "ssd"), MS_Z_SSD, "'ssd'");
+	tap_int(ms_track_name_index(ms_z_names, "bogus"), -1, "an unknown word is -1");
+	tap_int(ms_autoconv_half_lines(64, 0.1), 3, "0.1 at 64 px averages 7 lines");
+	tap_int(ms_autoconv_half_lines(128, 0.1), 6, "0.1 at 128 px averages 13 lines");
+	tap_int(ms_autoconv_half_lines(256, 0.1), 12, "0.1 at 256 px averages 25 lines");
+	tap_int(ms_autoconv_half_lines(64, 0.05), 1, "0.05 at 64 px averages 3 lines");
+}
+
+int main(void)
+{
+	test_params();
+	test_medians();
+	test_com();
+	test_parabola();
+	test_profile();
+	test_coords();
+	test_xy();
+	test_z_kernels();
+	test_z_pipeline();
+	test_multibead();
+	test_lut_checks();
+	test_robust();
+	test_consistency();
+	return tap_done();
+}
