@@ -34,30 +34,7 @@
 
 #include "err.h"
 #include "frame.h"
-
-/* ---- random numbers ---------------------------------------------------- */
-
-/*
- * xoshiro256** seeded through splitmix64. The caller owns the state, so
- * every stream is reproducible from its seed and nothing is global.
- */
-struct ms_rng {
-	uint64_t s[4];
-	double spare;		/* the second normal of a Box-Muller pair */
-	int has_spare;
-};
-
-void ms_rng_seed(struct ms_rng *r, uint64_t seed);
-uint64_t ms_rng_next(struct ms_rng *r);
-/* Uniform in [0, 1), 53 random bits. */
-double ms_rng_uniform(struct ms_rng *r);
-/* Standard normal. */
-double ms_rng_normal(struct ms_rng *r);
-/*
- * Poisson with this mean (<= 0 gives 0): inversion for means below 10,
- * Hoermann's transformed rejection (PTRS) above; both exact.
- */
-double ms_rng_poisson(struct ms_rng *r, double mean);
+#include "rng.h"
 
 /* ---- the optical model ------------------------------------------------- */
 

@@ -1,5 +1,5 @@
 /*
- * synth: analytic ring beads and a small seeded RNG (xoshiro256**) for
+ * synth: analytic ring beads for
  * tests and the benchmark. See synth.h.
  */
 #include "track/synth.h"
@@ -41,63 +41,6 @@ void ms_synth_bead(float *img, int w, int h, size_t stride, double cx, double cy
 				}
 			img[r * stride + c] = (float)(acc / (ss * ss));
 		}
-}
-
-static uint64_t rotl(uint64_t x, int k)
-{
-	return (x << k) | (x >> (64 - k));
-}
-
-void ms_rng_seed(struct ms_rng *g, uint64_t seed)
-{
-	/* splitmix64 spreads any seed over the whole state */
-	for (int i = 0; i < 4; i++) {
-		uint64_t z = (seed += 0x9e3779b97f4a7c15u);
-		z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9u;
-		z = (z ^ (z >> 27)) * 0x94d049bb133111ebu;
-		g->s[i] = z ^ (z >> 31);
-	}
-}
-
-uint64_t ms_rng_next(struct ms_rng *g)
-{
-	uint64_t *s = g->s, r = rotl(s[1] * 5, 7) * 9, t = s[1] << 17;
-	s[2] ^= s[0];
-	s[3] ^= s[1];
-	s[1] ^= s[2];
-	s[0] ^= s[3];
-	s[2] ^= t;
-	s[3] = rotl(s[3], 45);
-	return r;
-}
-
-double ms_rng_uniform(struct ms_rng *g)
-{
-	return (ms_rng_next(g) >> 11) * 0x1.0p-53;
-}
-
-double ms_rng_normal(struct ms_rng *g)
-{
-	double u = 1.0 - ms_rng_uniform(g), v = ms_rng_uniform(g);
-	return sqrt(-2 * log(u)) * cos(2 * M_PI * v);
-}
-
-double ms_rng_poisson(struct ms_rng *g, double lambda)
-{
-	if (!(lambda > 0))
-		return 0;
-	if (lambda > 50) {
-		/* normal approximation; exact enough for tests at these counts */
-		double v = nearbyint(lambda + sqrt(lambda) * ms_rng_normal(g));
-		return v < 0 ? 0 : v;
-	}
-	double l = exp(-lambda), p = 1;
-	int k = 0;
-	do {
-		k++;
-		p *= ms_rng_uniform(g);
-	} while (p > l);
-	return k - 1;
 }
 
 void ms_synth_quantise(const float *img, int w, int h, size_t stride, double scale,

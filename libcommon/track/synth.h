@@ -5,8 +5,8 @@
  * P(z)) exp(-r^2 / s(z)^2), with ring period P and envelope s growing
  * smoothly with z, so that the radial profile is a known, monotonic
  * function of z over -6..+6 um. Pixels are sampled at their centres or
- * averaged over ss x ss sub-samples (a pixel's area). A seeded RNG gives
- * reproducible Poisson noise.
+ * averaged over ss x ss sub-samples (a pixel's area). Noise comes from rng.h,
+ * seeded, so it is reproducible.
  */
 #ifndef MS_TRACK_SYNTH_H
 #define MS_TRACK_SYNTH_H
@@ -15,6 +15,7 @@
 #include <stdint.h>
 
 #include "frame.h"
+#include "rng.h"
 
 /* The bead's relative intensity at radius r (px) and height z (nm). */
 double ms_synth_ring(double r, double z_nm);
@@ -23,14 +24,6 @@ double ms_synth_ring(double r, double z_nm);
 void ms_synth_bead(float *img, int w, int h, size_t stride, double cx, double cy, double z_nm,
 		   int ss);
 
-struct ms_rng {
-	uint64_t s[4];
-};
-void ms_rng_seed(struct ms_rng *g, uint64_t seed);
-uint64_t ms_rng_next(struct ms_rng *g);
-double ms_rng_uniform(struct ms_rng *g);	/* [0, 1) */
-double ms_rng_normal(struct ms_rng *g);
-double ms_rng_poisson(struct ms_rng *g, double lambda);
 
 /*
  * Write img * scale (Poisson-distributed when g is not NULL) rounded and
