@@ -119,4 +119,7 @@ install: all $(MANPAGES)
 clean:
 	rm -rf build build-san bin libcommon/libms.a bench.tsv demo
 
+# Objects are intermediate files of pattern chains; keep them between runs.
+.SECONDARY:
+
 -include $(shell find $(O) -name '*.d' 2>/dev/null)

@@ -28,6 +28,7 @@ struct ms_fwriter {
 	struct ms_frame_info info;
 	size_t frame_bytes;
 	uint64_t count;
+	uint64_t last_t_ns;
 };
 
 struct ms_freader {
@@ -134,12 +135,14 @@ int ms_fwriter_put(struct ms_fwriter *w, const struct ms_frame *f, ms_err *e)
 	if (writev_all(w->fd, iov, 2) < 0)
 		return ms_err_set(e, "cannot write to %s:", w->name);
 	w->count++;
+	w->last_t_ns = f->t_ns;
 	return 0;
 }
 
 int ms_fwriter_close(struct ms_fwriter *w, ms_err *e)
 {
-	struct record rec = { { 'M', 'S', 'F', 'R' }, MS_REC_END, w->count, ms_now_ns(), 0 };
+	/* The last frame's time, not the clock: equal inputs give equal streams. */
+	struct record rec = { { 'M', 'S', 'F', 'R' }, MS_REC_END, w->count, w->last_t_ns, 0 };
 	int rc = 0;
 	if (write_all(w->fd, &rec, sizeof rec) < 0)
 		rc = ms_err_set(e, "cannot write to %s:", w->name);
