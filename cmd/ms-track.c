@@ -17,6 +17,7 @@
 #include "err.h"
 #include "framesrc.h"
 #include "pool.h"
+#include "prefetch.h"
 #include "rois.h"
 #include "track/track.h"
 #include "trackopts.h"
@@ -72,10 +73,10 @@ struct batch {
 	const struct ms_roilist *rois;
 	const long *lut_bead;		/* per ROI */
 	struct ms_frame_info info;
-	unsigned char *frames;		/* nframes * frame_bytes */
+	const unsigned char *frames;	/* nframes * frame_bytes, from the prefetcher */
 	size_t frame_bytes;
 	size_t nframes;
-	uint64_t *t_ns, *seq;
+	const uint64_t *t_ns;
 	struct ms_xyz *xyz;		/* nframes * nrois */
 	double *z_prev;			/* per ROI: last valid z, for a local search */
 };
@@ -234,10 +235,8 @@ int main(int argc, char **argv)
 	for (int i = 0; i < nthreads; i++)
 		if (!(b.ws[i] = ms_track_ws_new(tracker, &e)))
 			ms_die("%s", e.msg);
-	size_t maxf = (size_t)c.batch;
-	b.frames = ms_xmalloc(maxf * b.frame_bytes);
-	b.t_ns = ms_xcalloc(maxf, sizeof *b.t_ns);
-	b.seq = ms_xcalloc(maxf, sizeof *b.seq);
+	/* Three batches in flight: keep each under 32 MiB whatever the frame size. */
+	size_t maxf = ms_prefetch_batch_frames((size_t)c.batch, b.frame_bytes, 32u << 20);
 	b.xyz = ms_xcalloc(maxf * rois.n, sizeof *b.xyz);
 	b.z_prev = ms_xcalloc(rois.n, sizeof *b.z_prev);
 	for (size_t i = 0; i < rois.n; i++)
@@ -263,28 +262,16 @@ int main(int argc, char **argv)
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	int64_t total = ms_framesrc_total(src);
 	uint64_t frame_index = 0, invalid = 0;
-	int rc = 0;
-	bool more = true;
 	double last_progress = 0;
-	while (more && !stop_signal) {
-		b.nframes = 0;
-		/* Fill a batch; close it early when a live stream has nothing waiting. */
-		while (b.nframes < maxf && !stop_signal) {
-			if (b.nframes > 0 && !ms_framesrc_ready(src))
-				break;
-			struct ms_frame f;
-			rc = ms_framesrc_next(src, &f, &e);
-			if (rc <= 0) {
-				more = false;
-				break;
-			}
-			memcpy(b.frames + b.nframes * b.frame_bytes, f.pixels, b.frame_bytes);
-			b.t_ns[b.nframes] = f.t_ns;
-			b.seq[b.nframes] = f.seq;
-			b.nframes++;
-		}
-		if (b.nframes == 0)
-			break;
+	struct ms_prefetch *pf = ms_prefetch_start(src, maxf, 3, &stop_signal, &e);
+	if (!pf)
+		ms_die("%s", e.msg);
+	struct ms_frame_batch *fb;
+	int rc = 0;
+	while (!stop_signal && (rc = ms_prefetch_next(pf, &fb, &e)) > 0) {
+		b.nframes = fb->nframes;
+		b.frames = fb->pixels;
+		b.t_ns = fb->t_ns;
 		ms_pool_run(pool, b.nframes * rois.n, track_one, &b);
 
 		size_t n = 0;
@@ -318,12 +305,16 @@ int main(int argc, char **argv)
 			if (ms_h5tracks_append(h5, &tb, &e) < 0)
 				ms_die("%s", e.msg);
 		}
+		ms_prefetch_release(pf, fb);
 		double el = seconds_since(&t0);
 		if (el - last_progress > 0.25) {
 			progress(&c, (int64_t)frame_index, total, el, rois.n);
 			last_progress = el;
 		}
 	}
+	if (stop_signal)
+		rc = 0;
+	ms_prefetch_stop(pf);
 	double elapsed = seconds_since(&t0);
 	if (total > 0 && c.verbose >= 0 && isatty(STDERR_FILENO))
 		fputc('\n', stderr);
@@ -344,9 +335,6 @@ int main(int argc, char **argv)
 	for (int i = 0; i < nthreads; i++)
 		ms_track_ws_free(b.ws[i]);
 	free(b.ws);
-	free(b.frames);
-	free(b.t_ns);
-	free(b.seq);
 	free(b.xyz);
 	free(b.z_prev);
 	free(rows);

@@ -6,6 +6,7 @@
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "fstream.h"
@@ -29,6 +30,10 @@ struct ms_framesrc {
 /* Whether path starts like a TIFF (1), a frame stream (2), or neither (0). */
 static int sniff_path(const char *path, ms_err *e)
 {
+	/* A FIFO or socket cannot be read twice: only a frame stream can come from it. */
+	struct stat st;
+	if (stat(path, &st) == 0 && !S_ISREG(st.st_mode) && !S_ISBLK(st.st_mode))
+		return 2;
 	int fd = open(path, O_RDONLY);
 	if (fd < 0)
 		return ms_err_set(e, "cannot open '%s':", path);

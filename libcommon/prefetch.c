@@ -1,0 +1,228 @@
+/* prefetch: a reader thread filling batch buffers; see prefetch.h. */
+#include "prefetch.h"
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+enum slot_state { SLOT_EMPTY, SLOT_FILLING, SLOT_FULL, SLOT_TAKEN };
+
+struct slot {
+	struct ms_frame_batch batch;
+	enum slot_state state;
+};
+
+struct ms_prefetch {
+	struct ms_framesrc *src;
+	size_t max_frames, frame_bytes;
+	int nbuf;
+	struct slot *slots;
+	int next_fill, next_take;	/* slots are used round-robin, in order */
+	bool done;			/* the reader has finished (end or error) */
+	bool stopping;			/* the caller wants the reader gone */
+	const volatile sig_atomic_t *interrupt;
+	int result;			/* 0 end, -1 error, once done */
+	ms_err err;
+	pthread_mutex_t lock;
+	pthread_cond_t changed;
+	pthread_t thread;
+	bool thread_started;
+};
+
+size_t ms_prefetch_batch_frames(size_t want, size_t frame_bytes, size_t limit_bytes)
+{
+	size_t n = frame_bytes ? limit_bytes / frame_bytes : want;
+	if (n > want)
+		n = want;
+	return n ? n : 1;
+}
+
+/* Read one batch into s; returns what ms_framesrc_next last returned. */
+static int fill(struct ms_prefetch *p, struct ms_frame_batch *b, ms_err *e)
+{
+	b->nframes = 0;
+	int rc = 1;
+	while (b->nframes < p->max_frames) {
+		if (b->nframes > 0 && !ms_framesrc_ready(p->src))
+			break;
+		struct ms_frame f;
+		/* Waiting for input is the one place the reader may be cancelled. */
+		pthread_setcancelstate(PTHREAD_CANCEL_ENABLE, NULL);
+		rc = ms_framesrc_next(p->src, &f, e);
+		pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, NULL);
+		if (rc <= 0)
+			break;
+		memcpy(b->pixels + b->nframes * p->frame_bytes, f.pixels, p->frame_bytes);
+		b->t_ns[b->nframes] = f.t_ns;
+		b->seq[b->nframes] = f.seq;
+		b->nframes++;
+	}
+	return rc;
+}
+
+static void *reader(void *arg)
+{
+	struct ms_prefetch *p = arg;
+	pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, NULL);
+	for (;;) {
+		pthread_mutex_lock(&p->lock);
+		struct slot *s = &p->slots[p->next_fill];
+		while (s->state != SLOT_EMPTY && !p->stopping)
+			pthread_cond_wait(&p->changed, &p->lock);
+		if (p->stopping) {
+			pthread_mutex_unlock(&p->lock);
+			return NULL;
+		}
+		s->state = SLOT_FILLING;
+		pthread_mutex_unlock(&p->lock);
+
+		ms_err e = { "" };
+		int rc = fill(p, &s->batch, &e);
+
+		pthread_mutex_lock(&p->lock);
+		if (s->batch.nframes > 0) {
+			s->state = SLOT_FULL;
+			p->next_fill = (p->next_fill + 1) % p->nbuf;
+		} else {
+			s->state = SLOT_EMPTY;
+		}
+		if (rc <= 0) {
+			p->done = true;
+			p->result = rc;
+			p->err = e;
+		}
+		pthread_cond_broadcast(&p->changed);
+		pthread_mutex_unlock(&p->lock);
+		if (rc <= 0)
+			return NULL;
+	}
+}
+
+static void free_slots(struct ms_prefetch *p)
+{
+	for (int i = 0; p->slots && i < p->nbuf; i++) {
+		free(p->slots[i].batch.pixels);
+		free(p->slots[i].batch.t_ns);
+		free(p->slots[i].batch.seq);
+	}
+	free(p->slots);
+}
+
+struct ms_prefetch *ms_prefetch_start(struct ms_framesrc *src, size_t max_frames, int nbuf,
+                                      const volatile sig_atomic_t *interrupt, ms_err *e)
+{
+	struct ms_prefetch *p = calloc(1, sizeof *p);
+	if (!p) {
+		ms_err_set(e, "out of memory");
+		return NULL;
+	}
+	p->src = src;
+	p->interrupt = interrupt;
+	p->max_frames = max_frames ? max_frames : 1;
+	p->nbuf = nbuf < 2 ? 2 : nbuf;
+	p->frame_bytes = ms_frame_bytes(ms_framesrc_info(src));
+	p->slots = calloc((size_t)p->nbuf, sizeof *p->slots);
+	if (!p->slots)
+		goto oom;
+	for (int i = 0; i < p->nbuf; i++) {
+		struct ms_frame_batch *b = &p->slots[i].batch;
+		b->frame_bytes = p->frame_bytes;
+		b->pixels = malloc(p->max_frames * p->frame_bytes);
+		b->t_ns = malloc(p->max_frames * sizeof *b->t_ns);
+		b->seq = malloc(p->max_frames * sizeof *b->seq);
+		if (!b->pixels || !b->t_ns || !b->seq)
+			goto oom;
+	}
+	pthread_mutex_init(&p->lock, NULL);
+	/* Timed waits measure on the monotonic clock: a clock step must not stall them. */
+	pthread_condattr_t ca;
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&p->changed, &ca);
+	pthread_condattr_destroy(&ca);
+	if (pthread_create(&p->thread, NULL, reader, p) != 0) {
+		ms_err_set(e, "cannot start the reader thread:");
+		pthread_mutex_destroy(&p->lock);
+		pthread_cond_destroy(&p->changed);
+		free_slots(p);
+		free(p);
+		return NULL;
+	}
+	p->thread_started = true;
+	return p;
+oom:
+	ms_err_set(e, "out of memory for %d batches of %zu frames of %zu bytes", p->nbuf,
+	           p->max_frames, p->frame_bytes);
+	free_slots(p);
+	free(p);
+	return NULL;
+}
+
+int ms_prefetch_next(struct ms_prefetch *p, struct ms_frame_batch **b, ms_err *e)
+{
+	pthread_mutex_lock(&p->lock);
+	struct slot *s = &p->slots[p->next_take];
+	while (s->state != SLOT_FULL && !(p->done && s->state != SLOT_FILLING)) {
+		if (p->interrupt && *p->interrupt) {
+			pthread_mutex_unlock(&p->lock);
+			return 0;
+		}
+		struct timespec t;
+		clock_gettime(CLOCK_MONOTONIC, &t);
+		t.tv_nsec += 100000000;
+		if (t.tv_nsec >= 1000000000) {
+			t.tv_sec++;
+			t.tv_nsec -= 1000000000;
+		}
+		pthread_cond_timedwait(&p->changed, &p->lock, &t);
+	}
+	int rc;
+	if (s->state == SLOT_FULL) {
+		s->state = SLOT_TAKEN;
+		p->next_take = (p->next_take + 1) % p->nbuf;
+		*b = &s->batch;
+		rc = 1;
+	} else {
+		rc = p->result;
+		if (rc < 0 && e)
+			*e = p->err;
+	}
+	pthread_mutex_unlock(&p->lock);
+	return rc;
+}
+
+void ms_prefetch_release(struct ms_prefetch *p, struct ms_frame_batch *b)
+{
+	pthread_mutex_lock(&p->lock);
+	for (int i = 0; i < p->nbuf; i++) {
+		if (&p->slots[i].batch == b) {
+			p->slots[i].state = SLOT_EMPTY;
+			break;
+		}
+	}
+	pthread_cond_broadcast(&p->changed);
+	pthread_mutex_unlock(&p->lock);
+}
+
+void ms_prefetch_stop(struct ms_prefetch *p)
+{
+	if (!p)
+		return;
+	if (p->thread_started) {
+		pthread_mutex_lock(&p->lock);
+		p->stopping = true;
+		bool done = p->done;
+		pthread_cond_broadcast(&p->changed);
+		pthread_mutex_unlock(&p->lock);
+		/* A reader blocked on a quiet pipe would never see the flag. */
+		if (!done)
+			pthread_cancel(p->thread);
+		pthread_join(p->thread, NULL);
+	}
+	pthread_mutex_destroy(&p->lock);
+	pthread_cond_destroy(&p->changed);
+	free_slots(p);
+	free(p);
+}

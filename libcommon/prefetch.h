@@ -1,0 +1,54 @@
+/*
+ * prefetch: reading overlapped with processing. A thread of its own reads
+ * frames from a framesrc into a few batch buffers while the caller works
+ * on the previous batch, so a tracker on a multi-GB stack never waits for
+ * the disk and never holds more than nbuf batches in memory, however long
+ * the file. On a live stream a batch is closed early when no frame is
+ * waiting, so latency stays at one frame when the camera is slow.
+ */
+#ifndef MS_PREFETCH_H
+#define MS_PREFETCH_H
+
+#include <signal.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "err.h"
+#include "framesrc.h"
+
+struct ms_frame_batch {
+	size_t nframes;
+	size_t frame_bytes;
+	unsigned char *pixels;	/* nframes * frame_bytes */
+	uint64_t *t_ns, *seq;
+};
+
+struct ms_prefetch;
+
+/*
+ * Start reading src in batches of at most max_frames, into nbuf (>= 2)
+ * buffers. src must not be used by the caller until ms_prefetch_stop.
+ * When *interrupt (may be NULL) becomes non-zero - a signal handler's
+ * flag - a waiting ms_prefetch_next returns 0 within 100 ms, so a quiet
+ * input cannot keep a program from stopping.
+ */
+struct ms_prefetch *ms_prefetch_start(struct ms_framesrc *src, size_t max_frames, int nbuf,
+                                      const volatile sig_atomic_t *interrupt, ms_err *e);
+/*
+ * The next batch, in order: 1 and *b set, 0 after the last batch, -1 when
+ * the source failed (e says why; batches before it were all delivered).
+ * Give every batch back with ms_prefetch_release before asking for more
+ * than nbuf - 1 others.
+ */
+int ms_prefetch_next(struct ms_prefetch *p, struct ms_frame_batch **b, ms_err *e);
+void ms_prefetch_release(struct ms_prefetch *p, struct ms_frame_batch *b);
+/* Stop the reader (even if it waits for input) and free everything. */
+void ms_prefetch_stop(struct ms_prefetch *p);
+
+/*
+ * Frames per batch that keep one batch under limit_bytes (at least 1, at
+ * most want): memory is bounded by frame size, not by the caller's wish.
+ */
+size_t ms_prefetch_batch_frames(size_t want, size_t frame_bytes, size_t limit_bytes);
+
+#endif
