@@ -17,6 +17,12 @@
  */
 #define AUTO_MIN_CONTRAST 3.0
 #define AUTO_TEMPLATE_FRACTION 0.5
+/*
+ * After a round, objects left must reach this fraction of the median
+ * selected bead's energy: the outer rings of selected beads (drawn out to
+ * 48 px in ms-simulate, past a 64 px ROI) carry about 1% of it.
+ */
+#define LATER_FRACTION 0.1
 /* The background energy reference is this quantile of the energy map. */
 #define AUTO_BACKGROUND_QUANTILE 0.2
 /*
@@ -555,6 +561,29 @@ static int object_template(struct search *s, struct ms_find_round *k, double *co
 	float top = 0;
 	*contrast = 0;
 	k->ntemplate = 0;
+	/*
+	 * Once beads are selected, their outer rings reach past their ROIs and
+	 * stand out from the background too; an object must carry a good
+	 * fraction of a selected bead's energy to count.
+	 */
+	float floor = AUTO_MIN_CONTRAST * s->bg;
+	if (s->r->n > 0) {
+		float *eb = malloc(s->r->n * sizeof *eb), ref;
+		if (!eb) {
+			free(acc);
+			return -1;
+		}
+		for (size_t i = 0; i < s->r->n; i++)
+			eb[i] = s->energy[(size_t)s->r->bead[i].y0 * (size_t)s->ow +
+			                  (size_t)s->r->bead[i].x0];
+		int rc = quantile(eb, s->r->n, 0.5, &ref);
+		free(eb);
+		if (rc < 0) {
+			free(acc);
+			return -1;
+		}
+		floor = fmaxf(floor, (float)(LATER_FRACTION * ref));
+	}
 	for (int n = 0; n < MS_FIND_TEMPLATE_BEADS; n++) {
 		size_t im = s->npos;
 		float em = -1;
@@ -569,7 +598,7 @@ static int object_template(struct search *s, struct ms_find_round *k, double *co
 			top = em;
 			*contrast = s->bg > 0 ? em / s->bg : em > 0 ? INFINITY : 0;
 		}
-		if (!(em > AUTO_MIN_CONTRAST * s->bg) || em < AUTO_TEMPLATE_FRACTION * top)
+		if (!(em > floor) || em < AUTO_TEMPLATE_FRACTION * top)
 			break;
 		int x0 = (int)(im % (size_t)s->ow), y0 = (int)(im / (size_t)s->ow);
 		block(s->mask, s->ow, s->oh, x0, y0, w);
