@@ -30,7 +30,9 @@ endif
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBDIRS := $(shell pkg-config --libs-only-L $(PKGS) 2>/dev/null)
 
-CPPFLAGS += -D_GNU_SOURCE -DMS_VERSION='"$(VERSION)"' -Ilibcommon $(PKG_CFLAGS)
+# -iquote, not -I: libcommon/tiffio.h and err.h share names with libtiff's
+# <tiffio.h> and glibc's <err.h>, which must stay reachable with <...>.
+CPPFLAGS += -D_GNU_SOURCE -DMS_VERSION='"$(VERSION)"' -iquote libcommon $(PKG_CFLAGS)
 CFLAGS   += -std=c11 $(OPT) -g -Wall -Wextra -Werror -pthread $(SANFLAGS)
 LDFLAGS  += -pthread $(SANFLAGS)
 LDLIBS   += $(PKG_LIBDIRS) -lhdf5_hl -lhdf5 -ltiff -lkissfft-float -lm

@@ -292,11 +292,12 @@ struct ms_freader *ms_freader_open(int fd, const char *name, ms_err *e)
 			ms_err_set(e, "%s: not a frame stream", name);
 			goto fail;
 		}
-		if (memchr(buf, '\0', have)) {
+		/* Frame records may follow in the same read: only the header must be text. */
+		end = memmem(buf, have, "\nENDHDR\n", 8);
+		if (memchr(buf, '\0', end ? (size_t)(end - buf) : have)) {
 			ms_err_set(e, "%s: not a frame stream (binary data in the header)", name);
 			goto fail;
 		}
-		end = strstr(buf, "\nENDHDR\n");
 	}
 	size_t hdr_len = (size_t)(end - buf) + strlen("\nENDHDR\n");
 	r->npending = have - hdr_len;

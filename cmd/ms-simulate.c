@@ -1,0 +1,564 @@
+/*
+ * ms-simulate: the synthetic bead camera. Fixed beads (stuck to the
+ * surface) and tethered beads (Brownian: Ornstein-Uhlenbeck in x, y and
+ * z, as in MagScope's DummyCameraBeads) are drawn with the beadsim optical
+ * model at the current focus, through a camera with shot and read noise,
+ * and written as a frame stream on standard output or as a TIFF stack
+ * (-o). Side files carry the ground truth (every bead in every frame), the
+ * ROI list and the z of every frame, which is what ms-track and
+ * ms-zlut build are tested against. The output is a function of the
+ * options alone (--seed included), so a run can be repeated exactly.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <math.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "beadsim.h"
+#include "cli.h"
+#include "err.h"
+#include "frame.h"
+#include "fstream.h"
+#include "rois.h"
+#include "tiffio.h"
+
+#define THETA_XY 1.5		/* 1/s: MagScope's tethered-bead relaxation rates */
+#define THETA_Z 2.0
+/* With --fast, time starts here (2023-11-14 22:13:20 UTC), so runs repeat. */
+#define FAST_START_NS UINT64_C(1700000000000000000)
+#define Z_LIMIT 50000.0		/* nm: the largest |z| an option may ask for */
+#define Z_SPAN_MAX 40000.0	/* nm: the widest z range one run may need */
+#define PLACE_TRIES 20000	/* darts per bead before starting over */
+#define PLACE_ROUNDS 200	/* start-overs before giving up */
+
+enum {
+	OPT_FRAMES = 'n', OPT_OUTPUT = 'o',
+	OPT_WIDTH = MS_KEY_LONG, OPT_HEIGHT, OPT_NM_PER_PX, OPT_FIXED, OPT_TETHERED,
+	OPT_FIXED_Z, OPT_TETHERED_Z, OPT_TETHERED_Z_SIGMA, OPT_TETHERED_XY_SIGMA,
+	OPT_FOCUS, OPT_PHOTONS, OPT_READ_NOISE, OPT_FORMAT, OPT_FPS, OPT_FAST, OPT_START,
+	OPT_SEED, OPT_ROI_SIZE, OPT_TRUTH, OPT_ROIS_OUT, OPT_SWEEP, OPT_FRAMES_PER_STEP,
+	OPT_ZFILE,
+};
+
+static const struct ms_opt options[] = {
+	{ "width", OPT_WIDTH, "N", "frame width in pixels (512)", NULL },
+	{ "height", OPT_HEIGHT, "N", "frame height in pixels (256)", NULL },
+	{ "nm-per-px", OPT_NM_PER_PX, "X", "pixel size in the sample, nm (100)", NULL },
+	{ "fixed", OPT_FIXED, "N", "fixed beads (5)", NULL },
+	{ "tethered", OPT_TETHERED, "N", "tethered beads (3)", NULL },
+	{ "fixed-z", OPT_FIXED_Z, "NM", "z of the fixed beads (0)", NULL },
+	{ "tethered-z", OPT_TETHERED_Z, "NM", "mean z of the tethered beads (0)", NULL },
+	{ "tethered-z-sigma", OPT_TETHERED_Z_SIGMA, "NM", "OU noise of tethered z, nm/sqrt(s) (0.3)", NULL },
+	{ "tethered-xy-sigma", OPT_TETHERED_XY_SIGMA, "PX", "OU noise of tethered x/y, px/sqrt(s) (3.0)", NULL },
+	{ "focus", OPT_FOCUS, "NM", "focus offset added to every bead's z (0)", NULL },
+	{ "photons", OPT_PHOTONS, "N", "photons per unit intensity; 0: no noise (25000)", NULL },
+	{ "read-noise", OPT_READ_NOISE, "E", "read noise, electrons RMS (0)", NULL },
+	{ "format", OPT_FORMAT, "FMT", "pixel format, u8 or u16 (u8)", "u8 u16" },
+	{ "fps", OPT_FPS, "F", "frames per second (30)", NULL },
+	{ "fast", OPT_FAST, NULL, "do not pace: write frames as fast as possible", NULL },
+	{ "start-ns", OPT_START, "NS", "first timestamp, ns since the epoch (now; --fast: 1.7e18)", NULL },
+	{ "frames", OPT_FRAMES, "N", "frames to write; 0: until stopped (0)", NULL },
+	{ "seed", OPT_SEED, "N", "random seed: placement, motion and noise (1)", NULL },
+	{ "roi-size", OPT_ROI_SIZE, "N", "ROI size: bead spacing, margins, --rois-out (64)", NULL },
+	{ "truth", OPT_TRUTH, "FILE", "write every bead's true position per frame (TSV)", "file" },
+	{ "rois-out", OPT_ROIS_OUT, "FILE", "write the ROI list ('id x0 y0')", "file" },
+	{ "sweep", OPT_SWEEP, "A:B:S", "step the focus from A to B by S nm, then stop", NULL },
+	{ "frames-per-step", OPT_FRAMES_PER_STEP, "N", "frames at each sweep step (10)", NULL },
+	{ "zfile", OPT_ZFILE, "FILE", "write the fixed beads' z per frame, one per line", "file" },
+	{ "output", OPT_OUTPUT, "FILE", "write a TIFF stack instead of a stream on stdout", "file:*.@(tif|tiff)" },
+	MS_OPT_VERBOSE, MS_OPT_QUIET, MS_OPT_HELP, MS_OPT_VERSION, MS_OPTS_END,
+};
+
+static const struct ms_cmd cmd = {
+	.name = "ms-simulate",
+	.synopsis = "[-n N] [--fast] [--fixed N] [--tethered N] [--truth FILE] [--rois-out FILE] [-o FILE.tif]\n"
+	            "--sweep START:STOP:STEP [--frames-per-step N] [--zfile FILE] [-o FILE.tif]",
+	.summary = "A simulated bead camera: fixed and tethered beads in brightfield (MagTrack's\n"
+	           "optical model), shot and read noise; a frame stream on standard output,\n"
+	           "or a TIFF stack with -o.",
+	.opts = options,
+	.epilog = "Bead z is its defocus: fixed beads sit at --fixed-z + focus, tethered beads\n"
+	          "move about --tethered-z + focus (theta 2/s in z, 1.5/s in x/y). --truth rows:\n"
+	          "frame, t_ns, bead, x_nm, y_nm, z_nm, roi_x0, roi_y0 (x = column * nm-per-px).",
+};
+
+struct config {
+	long width, height, roi_size;
+	double nm_per_px;
+	long nfixed, ntethered;
+	double fixed_z, tethered_z, z_sigma, xy_sigma, focus;
+	double photons, read_noise;
+	enum ms_pixfmt fmt;
+	double fps;
+	bool fast;
+	bool start_set;
+	uint64_t start_ns;
+	uint64_t frames;
+	bool frames_set;
+	uint64_t seed;
+	const char *truth, *rois_out, *zfile, *output;
+	bool sweep;
+	double sw_start, sw_step;
+	long sw_steps;		/* positions: START + STEP * [0, sw_steps) */
+	long per_step;
+	bool per_step_set, focus_set;
+	int verbose;		/* -1 quiet, 0 normal, 1 verbose */
+};
+
+struct bead {
+	double cx, cy;		/* rest position, full-frame pixels */
+	bool tethered;
+	double ox, oy, oz;	/* OU offsets from rest (px, px, nm) */
+	struct ms_roi roi;
+};
+
+static volatile sig_atomic_t stop_signal;
+
+static void on_signal(int sig)
+{
+	stop_signal = sig;
+}
+
+static double seconds_since(const struct timespec *t0)
+{
+	struct timespec t;
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (double)(t.tv_sec - t0->tv_sec) + 1e-9 * (double)(t.tv_nsec - t0->tv_nsec);
+}
+
+/* START:STOP:STEP, with MagScope's rules for a Z-LUT sweep. */
+static void parse_sweep(struct config *c, const char *arg)
+{
+	char buf[256];
+	double v[3];
+	if (strlen(arg) >= sizeof buf)
+		ms_usage_error("invalid value '%.40s...' for --sweep: too long", arg);
+	strcpy(buf, arg);
+	int ncolon = 0;
+	for (const char *q = arg; *q; q++)
+		ncolon += *q == ':';
+	if (ncolon != 2)
+		ms_usage_error("invalid value '%s' for --sweep: expected START:STOP:STEP (nm)", arg);
+	char *p = buf;
+	for (int i = 0; i < 3; i++) {
+		char *colon = strchr(p, ':');
+		if (colon)
+			*colon = '\0';
+		if (ms_parse_double(p, &v[i]) < 0 || fabs(v[i]) > Z_LIMIT)
+			ms_usage_error("invalid value '%s' for --sweep: '%s' is not a z from %g to %g nm",
+			               arg, p, -Z_LIMIT, Z_LIMIT);
+		p = colon ? colon + 1 : p;
+	}
+	double start = v[0], stop = v[1], step = v[2];
+	if (step == 0)
+		ms_usage_error("invalid value '%s' for --sweep: STEP must not be 0", arg);
+	if (start == stop)
+		ms_usage_error("invalid value '%s' for --sweep: START and STOP must differ", arg);
+	if ((stop - start > 0) != (step > 0))
+		ms_usage_error("invalid value '%s' for --sweep: STEP must go from START towards STOP", arg);
+	double n = round((stop - start) / step);
+	if (fabs(start + n * step - stop) > 1e-6 * fabs(step))
+		ms_usage_error("invalid value '%s' for --sweep: STOP is not START plus a whole number of STEPs",
+		               arg);
+	if (n + 1 > 1e6)
+		ms_usage_error("invalid value '%s' for --sweep: more than a million steps", arg);
+	c->sweep = true;
+	c->sw_start = start;
+	c->sw_step = step;
+	c->sw_steps = (long)n + 1;
+}
+
+static void parse_args(struct config *c, int argc, char **argv)
+{
+	*c = (struct config){
+		.width = 512, .height = 256, .roi_size = MS_ROI_SIZE_DEFAULT,
+		.nm_per_px = 100, .nfixed = 5, .ntethered = 3,
+		.z_sigma = 0.3, .xy_sigma = 3.0,
+		.photons = 25000, .fmt = MS_PIX_U8, .fps = 30, .seed = 1, .per_step = 10,
+	};
+	static const char *const formats[] = { "u8", "u16", NULL };
+	struct ms_cli cli;
+	ms_cli_init(&cli, &cmd, argc, argv);
+	const char *arg;
+	int key;
+	while ((key = ms_cli_next(&cli, &arg)) != -1) {
+		switch (key) {
+		case OPT_WIDTH: c->width = ms_cli_long(&cli, arg, 8, MS_FRAME_MAX_SIDE); break;
+		case OPT_HEIGHT: c->height = ms_cli_long(&cli, arg, 8, MS_FRAME_MAX_SIDE); break;
+		case OPT_NM_PER_PX: c->nm_per_px = ms_cli_double(&cli, arg, 1, 10000); break;
+		case OPT_FIXED: c->nfixed = ms_cli_long(&cli, arg, 0, 5000); break;
+		case OPT_TETHERED: c->ntethered = ms_cli_long(&cli, arg, 0, 5000); break;
+		case OPT_FIXED_Z: c->fixed_z = ms_cli_double(&cli, arg, -Z_LIMIT, Z_LIMIT); break;
+		case OPT_TETHERED_Z: c->tethered_z = ms_cli_double(&cli, arg, -Z_LIMIT, Z_LIMIT); break;
+		case OPT_TETHERED_Z_SIGMA: c->z_sigma = ms_cli_double(&cli, arg, 0, 10000); break;
+		case OPT_TETHERED_XY_SIGMA: c->xy_sigma = ms_cli_double(&cli, arg, 0, 100); break;
+		case OPT_FOCUS:
+			c->focus = ms_cli_double(&cli, arg, -Z_LIMIT, Z_LIMIT);
+			c->focus_set = true;
+			break;
+		case OPT_PHOTONS: c->photons = ms_cli_double(&cli, arg, 0, 1e12); break;
+		case OPT_READ_NOISE: c->read_noise = ms_cli_double(&cli, arg, 0, 1e9); break;
+		case OPT_FORMAT: c->fmt = ms_cli_choice(&cli, arg, formats) ? MS_PIX_U16 : MS_PIX_U8; break;
+		case OPT_FPS: c->fps = ms_cli_double(&cli, arg, 1e-3, 1e6); break;
+		case OPT_FAST: c->fast = true; break;
+		case OPT_START:
+			c->start_ns = (uint64_t)ms_cli_long(&cli, arg, 1, LONG_MAX);
+			c->start_set = true;
+			break;
+		case OPT_FRAMES:
+			c->frames = (uint64_t)ms_cli_long(&cli, arg, 0, LONG_MAX);
+			c->frames_set = true;
+			break;
+		case OPT_SEED: c->seed = (uint64_t)ms_cli_long(&cli, arg, 0, LONG_MAX); break;
+		case OPT_ROI_SIZE:
+			c->roi_size = ms_cli_long(&cli, arg, MS_ROI_SIZE_MIN, MS_ROI_SIZE_MAX);
+			if (c->roi_size % 2)
+				ms_usage_error("invalid value '%s' for --roi-size: must be even", arg);
+			break;
+		case OPT_TRUTH: c->truth = arg; break;
+		case OPT_ROIS_OUT: c->rois_out = arg; break;
+		case OPT_SWEEP: parse_sweep(c, arg); break;
+		case OPT_FRAMES_PER_STEP:
+			c->per_step = ms_cli_long(&cli, arg, 1, 1000000);
+			c->per_step_set = true;
+			break;
+		case OPT_ZFILE: c->zfile = arg; break;
+		case OPT_OUTPUT: c->output = arg; break;
+		case 'v': c->verbose = 1; break;
+		case 'q': c->verbose = -1; break;
+		}
+	}
+	if (optind < argc)
+		ms_usage_error("unexpected operand '%s'", argv[optind]);
+	if (c->per_step_set && !c->sweep)
+		ms_usage_error("--frames-per-step needs --sweep");
+	if (c->sweep && c->focus_set)
+		ms_usage_error("--focus and --sweep both set the focus; give one");
+	if (c->sweep && !c->frames_set)
+		c->frames = (uint64_t)c->sw_steps * (uint64_t)c->per_step;
+	if (!c->output && isatty(STDOUT_FILENO))
+		ms_usage_error("standard output is a terminal: redirect the frame stream or give -o FILE");
+}
+
+/* The focus during frame i: a sweep holds its last position once done. */
+static double focus_at(const struct config *c, uint64_t i)
+{
+	if (!c->sweep)
+		return c->focus;
+	uint64_t k = i / (uint64_t)c->per_step;
+	if (k > (uint64_t)c->sw_steps - 1)
+		k = (uint64_t)c->sw_steps - 1;
+	return c->sw_start + (double)k * c->sw_step;
+}
+
+/*
+ * Seeded dart throwing: uniform (so sub-pixel) centres, kept off the
+ * edges and apart by the ROI size; a jammed layout starts over. Beads are
+ * never silently squeezed closer: if no layout is found, that is an error.
+ */
+static void place_beads(const struct config *c, struct bead *b, size_t n, double sd_xy,
+                        struct ms_rng *r)
+{
+	double sep = (double)c->roi_size + 8;
+	double mfix = (double)c->roi_size / 2 + 2, mteth = mfix + 3 * sd_xy;
+	for (int round = 0; round < PLACE_ROUNDS; round++) {
+		size_t placed = 0;
+		while (placed < n) {
+			double m = b[placed].tethered ? mteth : mfix;
+			double w = (double)c->width - 1 - 2 * m, h = (double)c->height - 1 - 2 * m;
+			if (w < 0 || h < 0)
+				goto fail;
+			int t;
+			for (t = 0; t < PLACE_TRIES; t++) {
+				double x = m + w * ms_rng_uniform(r), y = m + h * ms_rng_uniform(r);
+				size_t j;
+				for (j = 0; j < placed; j++)
+					if (hypot(x - b[j].cx, y - b[j].cy) < sep)
+						break;
+				if (j == placed) {
+					b[placed].cx = x;
+					b[placed].cy = y;
+					break;
+				}
+			}
+			if (t == PLACE_TRIES)
+				break;
+			placed++;
+		}
+		if (placed == n)
+			return;
+	}
+fail:
+	ms_die("cannot place %ld fixed and %ld tethered beads in a %ldx%ld frame: centres must be "
+	       "%.0f px apart and %.0f px (tethered %.1f px) from the edges for --roi-size %ld; "
+	       "use a larger frame, fewer beads or a smaller --roi-size",
+	       c->nfixed, c->ntethered, c->width, c->height, sep, mfix, mteth, c->roi_size);
+}
+
+/* Open a side file for writing, or die naming it. */
+static FILE *xfopen(const char *path)
+{
+	FILE *f = fopen(path, "w");
+	if (!f)
+		ms_die("cannot create '%s':", path);
+	return f;
+}
+
+static void xfclose(FILE *f, const char *path)
+{
+	if (ferror(f) | (fclose(f) != 0))
+		ms_die("error writing '%s':", path);
+}
+
+/* Sleep until the monotonic time t0 + ns; a signal cuts it short. */
+static void sleep_until(const struct timespec *t0, double ns)
+{
+	double s = (double)t0->tv_sec + floor(ns / 1e9);
+	double rest = (double)t0->tv_nsec + fmod(ns, 1e9);
+	struct timespec t = { (time_t)s, 0 };
+	if (rest >= 1e9) {
+		t.tv_sec++;
+		rest -= 1e9;
+	}
+	t.tv_nsec = (long)rest;
+	clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &t, NULL);
+}
+
+int main(int argc, char **argv)
+{
+	struct config c;
+	parse_args(&c, argc, argv);
+	ms_err e = { "" };
+	struct timespec t_setup;
+	clock_gettime(CLOCK_MONOTONIC, &t_setup);
+
+	/* Independent streams, so that no option changes another's draws. */
+	struct ms_rng rplace, rmove, rnoise;
+	ms_rng_seed(&rplace, c.seed * 4 + 1);
+	ms_rng_seed(&rmove, c.seed * 4 + 2);
+	ms_rng_seed(&rnoise, c.seed * 4 + 3);
+
+	double dt = 1 / c.fps;
+	if (c.ntethered > 0 && (THETA_Z * dt >= 2 || THETA_XY * dt >= 2))
+		ms_usage_error("invalid value '%g' for --fps: tethered-bead motion needs more than %g frames/s",
+		               c.fps, THETA_Z / 2);
+	double sd_xy = ms_ou_stationary_sd(THETA_XY, c.xy_sigma, dt);
+	double sd_z = ms_ou_stationary_sd(THETA_Z, c.z_sigma, dt);
+	/*
+	 * Margins use the continuous-time SD, so that the layout depends on
+	 * the seed, counts, frame, ROI size and xy sigma only: a one-frame
+	 * run at any --fps gives the ROI list of a longer one.
+	 */
+	double sd_xy_margin = c.xy_sigma / sqrt(2 * THETA_XY);
+
+	size_t n = (size_t)(c.nfixed + c.ntethered);
+	struct bead *beads = ms_xcalloc(n ? n : 1, sizeof *beads);
+	for (size_t i = (size_t)c.nfixed; i < n; i++)
+		beads[i].tethered = true;
+	place_beads(&c, beads, n, sd_xy_margin, &rplace);
+	struct ms_roilist rois = { ms_xcalloc(n ? n : 1, sizeof *rois.roi), n };
+	for (size_t i = 0; i < n; i++) {
+		struct bead *b = &beads[i];
+		b->roi = (struct ms_roi){ (uint32_t)i, (int32_t)lround(b->cx - (double)c.roi_size / 2),
+		                          (int32_t)lround(b->cy - (double)c.roi_size / 2) };
+		rois.roi[i] = b->roi;
+		if (b->tethered) {
+			/* Start in the stationary state, so statistics need no burn-in. */
+			b->ox = sd_xy * ms_rng_normal(&rmove);
+			b->oy = sd_xy * ms_rng_normal(&rmove);
+			b->oz = sd_z * ms_rng_normal(&rmove);
+		}
+	}
+
+	/* The z range the table must cover: every z the run can reach. */
+	double flo = c.focus, fhi = c.focus;
+	if (c.sweep) {
+		double last = c.sw_start + (double)(c.sw_steps - 1) * c.sw_step;
+		flo = fmin(c.sw_start, last);
+		fhi = fmax(c.sw_start, last);
+	}
+	double zlo = INFINITY, zhi = -INFINITY;
+	if (c.nfixed > 0 || n == 0) {
+		zlo = c.fixed_z + flo;
+		zhi = c.fixed_z + fhi;
+	}
+	double tz_lo = c.tethered_z + flo - 6 * sd_z, tz_hi = c.tethered_z + fhi + 6 * sd_z;
+	if (c.ntethered > 0) {
+		zlo = fmin(zlo, tz_lo);
+		zhi = fmax(zhi, tz_hi);
+	}
+	struct ms_beadsim_params bp;
+	ms_beadsim_defaults(&bp);
+	bp.nm_per_px = c.nm_per_px;
+	bp.render_radius_px = 0.75 * (double)c.roi_size;
+	/* Planes on multiples of dz, so round z values fall on them. */
+	bp.z_min_nm = floor(zlo / bp.dz_nm) * bp.dz_nm - 2 * bp.dz_nm;
+	bp.z_max_nm = ceil(zhi / bp.dz_nm) * bp.dz_nm + 2 * bp.dz_nm;
+	if (bp.z_max_nm - bp.z_min_nm > Z_SPAN_MAX)
+		ms_usage_error("the beads would span z %g..%g nm, more than the %g um one run may; "
+		               "narrow the sweep or the z options", zlo, zhi, Z_SPAN_MAX / 1000);
+	struct ms_beadsim *sim = ms_beadsim_new(&bp, &e);
+	if (!sim)
+		ms_die("%s", e.msg);
+	double zmin, zmax;
+	ms_beadsim_zrange(sim, &zmin, &zmax);
+	double setup_s = seconds_since(&t_setup);
+	if (c.verbose > 0) {
+		size_t nr, nz;
+		ms_beadsim_table_size(sim, &nr, &nz);
+		fprintf(stderr, "%s: bead model: %zu z planes (%g..%g nm) x %zu radii, built in %.3f s\n",
+		        ms_progname(), nz, zmin, zmax, nr, setup_s);
+		for (size_t i = 0; i < n; i++)
+			fprintf(stderr, "%s: bead %zu %s at (%.3f, %.3f), ROI (%d, %d)\n", ms_progname(), i,
+			        beads[i].tethered ? "tethered" : "fixed", beads[i].cx, beads[i].cy,
+			        beads[i].roi.x0, beads[i].roi.y0);
+	}
+
+	if (c.rois_out) {
+		FILE *f = xfopen(c.rois_out);
+		const char **comment = ms_xcalloc(n ? n : 1, sizeof *comment);
+		for (size_t i = 0; i < n; i++)
+			comment[i] = beads[i].tethered ? "tethered" : "fixed";
+		ms_rois_write(f, &rois, comment);
+		xfclose(f, c.rois_out);
+		free(comment);
+	}
+	FILE *truth = c.truth ? xfopen(c.truth) : NULL;
+	FILE *zfile = c.zfile ? xfopen(c.zfile) : NULL;
+	if (truth)
+		fprintf(truth, "# frame\tt_ns\tbead\tx_nm\ty_nm\tz_nm\troi_x0\troi_y0\n");
+
+	struct ms_frame_info info = {
+		.width = (uint32_t)c.width, .height = (uint32_t)c.height,
+		.fmt = c.fmt, .nm_per_px = c.nm_per_px,
+	};
+	size_t npx = (size_t)c.width * (size_t)c.height;
+	float *still = ms_xmalloc(npx * sizeof *still);
+	float *work = ms_xmalloc(npx * sizeof *work);
+	void *pixels = ms_xmalloc(ms_frame_bytes(&info));
+
+	struct ms_fwriter *fw = NULL;
+	struct ms_tiff_writer *tw = NULL;
+	if (c.output) {
+		tw = ms_tiff_open_write(c.output, &info, c.frames, &e);
+		if (!tw)
+			ms_die("%s", e.msg);
+	} else {
+		/* A reader that goes away ends the run: see EPIPE below. */
+		signal(SIGPIPE, SIG_IGN);
+		fw = ms_fwriter_open(STDOUT_FILENO, &info, "standard output", &e);
+		if (!fw) {
+			if (errno == EPIPE)
+				return MS_EXIT_OK;
+			ms_die("%s", e.msg);
+		}
+	}
+	struct sigaction sa = { .sa_handler = on_signal };
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+
+	uint64_t start_ns = c.start_set ? c.start_ns : c.fast ? FAST_START_NS : ms_now_ns();
+	struct timespec t0;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	double still_z = NAN;
+	uint64_t i;
+	bool broken_pipe = false;
+	for (i = 0; (c.frames == 0 || i < c.frames) && !stop_signal; i++) {
+		double focus = focus_at(&c, i);
+		double fz = c.fixed_z + focus;
+		/* Fixed beads share one z: draw them once per focus position. */
+		if (!(fz == still_z)) {
+			ms_beadsim_fill(sim, still, npx);
+			for (size_t k = 0; k < (size_t)c.nfixed; k++)
+				if (ms_beadsim_add(sim, still, (int)c.width, (int)c.height, beads[k].cx,
+				                   beads[k].cy, fz, &e) < 0)
+					ms_die("%s", e.msg);
+			still_z = fz;
+		}
+		memcpy(work, still, npx * sizeof *work);
+		for (size_t k = (size_t)c.nfixed; k < n; k++) {
+			struct bead *b = &beads[k];
+			double z = fmin(fmax(c.tethered_z + focus + b->oz, zmin), zmax);
+			if (ms_beadsim_add(sim, work, (int)c.width, (int)c.height, b->cx + b->ox,
+			                   b->cy + b->oy, z, &e) < 0)
+				ms_die("%s", e.msg);
+		}
+		ms_beadsim_camera(work, npx, c.photons, c.read_noise, c.fmt, pixels, &rnoise);
+
+		uint64_t t_ns = start_ns + (uint64_t)llround((double)i * 1e9 / c.fps);
+		if (!c.fast) {
+			sleep_until(&t0, (double)i * 1e9 / c.fps);
+			if (stop_signal)
+				break;
+		}
+		if (tw) {
+			if (ms_tiff_write(tw, pixels, t_ns, &e) < 0)
+				ms_die("%s", e.msg);
+		} else {
+			struct ms_frame f = { .seq = i, .t_ns = t_ns, .info = info, .pixels = pixels };
+			if (ms_fwriter_put(fw, &f, &e) < 0) {
+				if (errno == EPIPE) {
+					broken_pipe = true;
+					break;
+				}
+				ms_die("%s", e.msg);
+			}
+		}
+		if (truth)
+			for (size_t k = 0; k < n; k++) {
+				const struct bead *b = &beads[k];
+				double z = b->tethered ? fmin(fmax(c.tethered_z + focus + b->oz, zmin), zmax) : fz;
+				fprintf(truth, "%" PRIu64 "\t%" PRIu64 "\t%zu\t%.4f\t%.4f\t%.4f\t%d\t%d\n", i,
+				        t_ns, k, (b->cx + b->ox) * c.nm_per_px, (b->cy + b->oy) * c.nm_per_px,
+				        z, b->roi.x0, b->roi.y0);
+			}
+		if (zfile)
+			fprintf(zfile, "%.10g\n", fz);
+		for (size_t k = (size_t)c.nfixed; k < n; k++) {
+			struct bead *b = &beads[k];
+			b->ox = ms_ou_step(b->ox, 0, THETA_XY, c.xy_sigma, dt, &rmove);
+			b->oy = ms_ou_step(b->oy, 0, THETA_XY, c.xy_sigma, dt, &rmove);
+			b->oz = ms_ou_step(b->oz, 0, THETA_Z, c.z_sigma, dt, &rmove);
+		}
+	}
+	double elapsed = seconds_since(&t0);
+
+	if (tw && ms_tiff_close_write(tw, &e) < 0)
+		ms_die("%s", e.msg);
+	if (fw) {
+		if (broken_pipe) {
+			ms_fwriter_abandon(fw);
+		} else if (ms_fwriter_close(fw, &e) < 0) {
+			if (errno != EPIPE)
+				ms_die("%s", e.msg);
+			broken_pipe = true;
+		}
+	}
+	if (truth)
+		xfclose(truth, c.truth);
+	if (zfile)
+		xfclose(zfile, c.zfile);
+	/* A reader that stops reading is a normal end of a camera's stream. */
+	if (c.verbose >= 0 && !broken_pipe)
+		fprintf(stderr, "%s: %" PRIu64 " frames in %.2f s (%.1f frames/s; set-up %.2f s)%s\n",
+		        ms_progname(), i, elapsed, elapsed > 0 ? (double)i / elapsed : 0.0, setup_s,
+		        stop_signal ? " (stopped by a signal)" : "");
+
+	ms_beadsim_free(sim);
+	ms_rois_free(&rois);
+	free(beads);
+	free(still);
+	free(work);
+	free(pixels);
+	ms_close_stdout();
+	if (stop_signal)
+		return 128 + stop_signal;
+	return MS_EXIT_OK;
+}

@@ -1,0 +1,803 @@
+/*
+ * beadsim: the bead image model (Hankel-transform optics tabulated as
+ * I(r, z), rendered by Gauss-Legendre pixel integration), the seeded RNG,
+ * the camera noise model and the OU step; see beadsim.h.
+ */
+#include "beadsim.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#ifdef __SSE2__
+#include <immintrin.h>
+#endif
+
+#define GL_PANEL 8		/* Gauss-Legendre points per quadrature panel */
+#define ZBLOCK 8		/* z planes computed per pass over the J0 matrix */
+#define RCHUNK 256		/* radii per pass, so that sums stay in cache */
+#define SS_MAX 8		/* most pixel sub-samples per side */
+/*
+ * Quadrature panels per period of the fastest oscillation over the pupil
+ * (an upper bound). 0.3 already agrees with 3.0 to 5e-6 in |U|^2 and 0.45
+ * to 1e-6 (z up to +-10 um, ROI 64); 0.6 leaves a margin.
+ */
+#define PANELS_PER_PERIOD 0.6
+
+struct ms_beadsim {
+	struct ms_beadsim_params p;
+	double qc;		/* pupil cut-off, 1/nm */
+	double k;		/* wavenumber in the medium, rad/nm */
+	/* The image-side quadrature: nodes q_j, with 2 pi q_j w_j D(q_j) folded in. */
+	size_t nq;
+	double *q, *cre, *cim, *kzk;	/* kzk = k_z(q) - k */
+	/*
+	 * The table: tab[k][i] = background (|U|^2 - 1) taper(r) at r = i dr,
+	 * z = z0 + (k - 1) dz: nz planes cover [z0, z0 + (nz - 1) dz], and
+	 * one more at each end serves the cubic interpolation in z.
+	 */
+	size_t nr, nz, ntab;
+	double dr, z0, dz;
+	float *tab;
+	/* Sub-pixel sample offsets in [-1/2, 1/2] and their weights (sum 1). */
+	int ns;
+	double soff[SS_MAX], sw[SS_MAX];
+};
+
+/* ---- random numbers ---------------------------------------------------- */
+
+static uint64_t splitmix64(uint64_t *x)
+{
+	uint64_t z = (*x += 0x9e3779b97f4a7c15u);
+	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9u;
+	z = (z ^ (z >> 27)) * 0x94d049bb133111ebu;
+	return z ^ (z >> 31);
+}
+
+static inline uint64_t rotl(uint64_t x, int k)
+{
+	return (x << k) | (x >> (64 - k));
+}
+
+void ms_rng_seed(struct ms_rng *r, uint64_t seed)
+{
+	uint64_t x = seed;
+	for (int i = 0; i < 4; i++)
+		r->s[i] = splitmix64(&x);
+	r->has_spare = 0;
+	r->spare = 0;
+}
+
+uint64_t ms_rng_next(struct ms_rng *r)
+{
+	uint64_t *s = r->s;
+	uint64_t out = rotl(s[1] * 5, 7) * 9;
+	uint64_t t = s[1] << 17;
+	s[2] ^= s[0];
+	s[3] ^= s[1];
+	s[1] ^= s[2];
+	s[0] ^= s[3];
+	s[2] ^= t;
+	s[3] = rotl(s[3], 45);
+	return out;
+}
+
+double ms_rng_uniform(struct ms_rng *r)
+{
+	return (double)(ms_rng_next(r) >> 11) * 0x1.0p-53;
+}
+
+double ms_rng_normal(struct ms_rng *r)
+{
+	if (r->has_spare) {
+		r->has_spare = 0;
+		return r->spare;
+	}
+	/* Box-Muller; 1 - u keeps the logarithm's argument in (0, 1]. */
+	double u = 1.0 - ms_rng_uniform(r);
+	double v = ms_rng_uniform(r);
+	double m = sqrt(-2.0 * log(u));
+	r->spare = m * sin(2.0 * M_PI * v);
+	r->has_spare = 1;
+	return m * cos(2.0 * M_PI * v);
+}
+
+/* log(k!) for integer k >= 0: a table, then Stirling's series for Gamma(k + 1). */
+static double log_factorial(double k)
+{
+	static const double small[10] = {
+		0.0, 0.0, 0.69314718055994531, 1.79175946922805500, 3.17805383034794562,
+		4.78749174278204599, 6.57925121201010100, 8.52516136106541430,
+		10.60460290274525023, 12.80182748008146961,
+	};
+	if (k < 10)
+		return small[(int)k];
+	double x = k + 1, x2 = x * x;
+	return (x - 0.5) * log(x) - x + 0.91893853320467274 +
+	       (1.0 / 12 - (1.0 / 360 - 1.0 / (1260 * x2)) / x2) / x;
+}
+
+/* Constants of PTRS for one mean, kept so that runs of equal means share them. */
+struct ptrs {
+	double mean, slam, loglam, a, b, invalpha, vr;
+};
+
+static void ptrs_setup(struct ptrs *c, double mean)
+{
+	c->mean = mean;
+	c->slam = sqrt(mean);
+	c->loglam = log(mean);
+	c->b = 0.931 + 2.53 * c->slam;
+	c->a = -0.059 + 0.02483 * c->b;
+	c->invalpha = 1.1239 + 1.1328 / (c->b - 3.4);
+	c->vr = 0.9277 - 3.6224 / (c->b - 2.0);
+}
+
+/*
+ * Hoermann (1993), "The transformed rejection method for generating
+ * Poisson random variables": a squeeze accepts most draws at the cost of
+ * two uniforms; the rest are decided against the exact log-probability.
+ */
+static double poisson_ptrs(struct ms_rng *r, const struct ptrs *c)
+{
+	for (;;) {
+		double u = ms_rng_uniform(r) - 0.5;
+		double v = ms_rng_uniform(r);
+		double us = 0.5 - fabs(u);
+		/* floor() without the libm call; the argument is > -2^62. */
+		double x = (2.0 * c->a / us + c->b) * u + c->mean + 0.43;
+		double k = (double)(int64_t)x;
+		if (k > x)
+			k -= 1;
+		if (us >= 0.07 && v <= c->vr)
+			return k;
+		if (k < 0 || (us < 0.013 && v > us))
+			continue;
+		if (log(v * c->invalpha / (c->a / (us * us) + c->b)) <=
+		    -c->mean + k * c->loglam - log_factorial(k))
+			return k;
+	}
+}
+
+static double poisson_small(struct ms_rng *r, double mean)
+{
+	/* Inversion by sequential search; the mean is below 10, so it is short. */
+	double u = ms_rng_uniform(r);
+	double p = exp(-mean), f = p;
+	double k = 0;
+	while (u > f && k < 1000) {
+		k += 1;
+		p *= mean / k;
+		f += p;
+	}
+	return k;
+}
+
+double ms_rng_poisson(struct ms_rng *r, double mean)
+{
+	if (!(mean > 0))
+		return 0;
+	if (mean < 10)
+		return poisson_small(r, mean);
+	struct ptrs c;
+	ptrs_setup(&c, mean);
+	return poisson_ptrs(r, &c);
+}
+
+/* ---- quadrature -------------------------------------------------------- */
+
+/* n-point Gauss-Legendre nodes and weights on [-1, 1], by Newton's method. */
+static void gauss_legendre(int n, double *x, double *w)
+{
+	for (int i = 0; i < n; i++) {
+		double t = cos(M_PI * (i + 0.75) / (n + 0.5)), dp = 1;
+		for (int it = 0; it < 100; it++) {
+			double p0 = 1, p1 = t;
+			for (int j = 2; j <= n; j++) {
+				double p2 = ((2 * j - 1) * t * p1 - (j - 1) * p0) / j;
+				p0 = p1;
+				p1 = p2;
+			}
+			if (n == 1) {
+				p1 = t;
+				p0 = 1;
+			}
+			dp = n * (t * p1 - p0) / (t * t - 1);
+			double dt = p1 / dp;
+			t -= dt;
+			if (fabs(dt) < 1e-15)
+				break;
+		}
+		x[i] = t;
+		w[i] = 2 / ((1 - t * t) * dp * dp);
+	}
+}
+
+/* Panels x GL_PANEL nodes over [a, b]: nodes in x, weights in w. */
+static void panel_nodes(double a, double b, size_t panels, double *x, double *w)
+{
+	double gx[GL_PANEL], gw[GL_PANEL];
+	gauss_legendre(GL_PANEL, gx, gw);
+	double h = (b - a) / (double)panels;
+	for (size_t p = 0; p < panels; p++) {
+		double mid = a + h * ((double)p + 0.5);
+		for (int i = 0; i < GL_PANEL; i++) {
+			x[p * GL_PANEL + i] = mid + 0.5 * h * gx[i];
+			w[p * GL_PANEL + i] = 0.5 * h * gw[i];
+		}
+	}
+}
+
+/* ---- the model --------------------------------------------------------- */
+
+void ms_beadsim_defaults(struct ms_beadsim_params *p)
+{
+	*p = (struct ms_beadsim_params){
+		.nm_per_px = 100,
+		.radius_nm = 1500,
+		.wavelength_nm = 550,
+		.n_sphere = 1.59,
+		.n_medium = 1.33,
+		.na = 1.3,
+		.absorption_per_nm = 0,
+		.background = 0.4,
+		.render_radius_px = 48,
+		.taper_px = 0,
+		.z_min_nm = 0,
+		.z_max_nm = 0,
+		.dz_nm = 10,
+		.dr_px = 0,
+		.supersample = 4,
+	};
+}
+
+static int check_params(const struct ms_beadsim_params *p, ms_err *e)
+{
+#define POS(f) if (!(p->f > 0) || !isfinite(p->f)) \
+	return ms_err_set(e, "bead model: " #f " must be a positive number, not %g", p->f)
+	POS(nm_per_px);
+	POS(radius_nm);
+	POS(wavelength_nm);
+	POS(n_sphere);
+	POS(n_medium);
+	POS(na);
+	POS(render_radius_px);
+	POS(dz_nm);
+#undef POS
+	if (!(p->absorption_per_nm >= 0) || !isfinite(p->absorption_per_nm))
+		return ms_err_set(e, "bead model: absorption_per_nm must be >= 0, not %g",
+		                  p->absorption_per_nm);
+	if (!(p->background >= 0 && p->background <= 1))
+		return ms_err_set(e, "bead model: background must be from 0 to 1, not %g",
+		                  p->background);
+	if (p->na >= p->n_medium)
+		return ms_err_set(e, "bead model: NA %g must be below the medium's index %g",
+		                  p->na, p->n_medium);
+	if (!(p->taper_px >= 0 && p->taper_px <= p->render_radius_px))
+		return ms_err_set(e, "bead model: taper %g px must be from 0 to the render radius %g px",
+		                  p->taper_px, p->render_radius_px);
+	if (!(p->dr_px >= 0 && p->dr_px <= 0.5))
+		return ms_err_set(e, "bead model: radial step %g px must be from 0 to 0.5", p->dr_px);
+	if (p->supersample < 1 || p->supersample > SS_MAX)
+		return ms_err_set(e, "bead model: supersampling %d must be from 1 to %d",
+		                  p->supersample, SS_MAX);
+	if (!isfinite(p->z_min_nm) || !isfinite(p->z_max_nm) || p->z_max_nm < p->z_min_nm)
+		return ms_err_set(e, "bead model: bad z range %g..%g nm", p->z_min_nm, p->z_max_nm);
+	if ((p->z_max_nm - p->z_min_nm) / p->dz_nm > 1e6)
+		return ms_err_set(e, "bead model: z range %g..%g nm in %g nm steps is too many planes",
+		                  p->z_min_nm, p->z_max_nm, p->dz_nm);
+	if (p->render_radius_px > 4096)
+		return ms_err_set(e, "bead model: render radius %g px is too large", p->render_radius_px);
+	return 0;
+}
+
+static double kz_minus_k(const struct ms_beadsim *s, double q)
+{
+	double kt = 2 * M_PI * q;
+	double kz2 = s->k * s->k - kt * kt;
+	return sqrt(kz2 > 0 ? kz2 : 0) - s->k;
+}
+
+/*
+ * The object spectrum D(q) = 2 pi int_0^a (T(rho) - 1) J0(2 pi q rho) rho
+ * drho, for every image-side node. With u = sqrt(a^2 - rho^2) (half the
+ * chord), rho drho = -u du and the phase is linear in u, so the integrand
+ * is smooth and Gauss-Legendre converges fast despite the sphere's edge.
+ */
+static int object_spectrum(struct ms_beadsim *s, ms_err *e)
+{
+	const struct ms_beadsim_params *p = &s->p;
+	double a = p->radius_nm;
+	double phase_per_u = 2 * M_PI * (p->n_sphere - p->n_medium) * 2 / p->wavelength_nm;
+	double periods = fabs(phase_per_u) * a / (2 * M_PI) + s->qc * a;
+	size_t panels = (size_t)ceil(2 * periods) + 8;
+	size_t nu = panels * GL_PANEL;
+	double *u = malloc(nu * sizeof *u), *w = malloc(nu * sizeof *w);
+	double *gre = malloc(nu * sizeof *gre), *gim = malloc(nu * sizeof *gim);
+	double *rho = malloc(nu * sizeof *rho);
+	if (!u || !w || !gre || !gim || !rho) {
+		free(u), free(w), free(gre), free(gim), free(rho);
+		return ms_err_set(e, "bead model: out of memory");
+	}
+	panel_nodes(0, a, panels, u, w);
+	for (size_t i = 0; i < nu; i++) {
+		double amp = exp(-p->absorption_per_nm * 2 * u[i]);
+		double ph = phase_per_u * u[i];
+		gre[i] = (amp * cos(ph) - 1) * u[i] * w[i];
+		gim[i] = amp * sin(ph) * u[i] * w[i];
+		rho[i] = sqrt(a * a - u[i] * u[i]);
+	}
+	for (size_t j = 0; j < s->nq; j++) {
+		double re = 0, im = 0, kr = 2 * M_PI * s->q[j];
+		for (size_t i = 0; i < nu; i++) {
+			double b = j0(kr * rho[i]);
+			re += gre[i] * b;
+			im += gim[i] * b;
+		}
+		s->cre[j] *= 2 * M_PI * re;
+		s->cim[j] *= 2 * M_PI * im;
+	}
+	free(u), free(w), free(gre), free(gim), free(rho);
+	return 0;
+}
+
+static double taper(const struct ms_beadsim *s, double r)
+{
+	double R = s->p.render_radius_px, T = s->p.taper_px;
+	if (r >= R)
+		return 0;
+	if (r <= R - T)
+		return 1;
+	return 0.5 + 0.5 * cos(M_PI * (r - (R - T)) / T);
+}
+
+/* y += a x; the table's inner loop, written out for SSE (see radii). */
+static void axpy(float *restrict y, const float *restrict x, size_t n, float a)
+{
+	size_t i = 0;
+#ifdef __SSE2__
+	__m128 va = _mm_set1_ps(a);
+	for (; i + 4 <= n; i += 4)
+		_mm_storeu_ps(y + i, _mm_add_ps(_mm_loadu_ps(y + i), _mm_mul_ps(va, _mm_loadu_ps(x + i))));
+#endif
+	for (; i < n; i++)
+		y[i] += a * x[i];
+}
+
+/* y += sum_k a[k] x[k * stride + i], four rows at a time. */
+static void axpy4(float *restrict y, const float *restrict x, size_t stride, size_t n,
+                  const float *restrict a)
+{
+	const float *x0 = x, *x1 = x + stride, *x2 = x1 + stride, *x3 = x2 + stride;
+	size_t i = 0;
+#ifdef __SSE2__
+	__m128 a0 = _mm_set1_ps(a[0]), a1 = _mm_set1_ps(a[1]);
+	__m128 a2 = _mm_set1_ps(a[2]), a3 = _mm_set1_ps(a[3]);
+	for (; i + 4 <= n; i += 4) {
+		__m128 t = _mm_add_ps(_mm_mul_ps(a0, _mm_loadu_ps(x0 + i)),
+		                      _mm_mul_ps(a1, _mm_loadu_ps(x1 + i)));
+		__m128 u = _mm_add_ps(_mm_mul_ps(a2, _mm_loadu_ps(x2 + i)),
+		                      _mm_mul_ps(a3, _mm_loadu_ps(x3 + i)));
+		_mm_storeu_ps(y + i, _mm_add_ps(_mm_loadu_ps(y + i), _mm_add_ps(t, u)));
+	}
+#endif
+	for (; i < n; i++)
+		y[i] += (a[0] * x0[i] + a[1] * x1[i]) + (a[2] * x2[i] + a[3] * x3[i]);
+}
+
+/*
+ * The table: per z plane, S(r) = 2 pi int_0^qc D(q) e^{i z (k_z - k)}
+ * J0(2 pi q r) q dq, and |U|^2 - 1 = 2 Re S + |S|^2 (the unscattered wave
+ * is 1 after taking out the common phase e^{i k z}). The sum over q is a
+ * real matrix (J0) times complex vectors; planes go in blocks so that each
+ * row of the matrix is reused from cache.
+ */
+static int build_table(struct ms_beadsim *s, ms_err *e)
+{
+	size_t nq = s->nq, nr = s->nr;
+	float *J = malloc(nq * nr * sizeof *J);
+	float *acc = malloc(2 * ZBLOCK * nr * sizeof *acc);
+	float *c = malloc(2 * ZBLOCK * nq * sizeof *c);
+	double *tw = malloc(nr * sizeof *tw);
+	if (!J || !acc || !c || !tw) {
+		free(J), free(acc), free(c), free(tw);
+		return ms_err_set(e, "bead model: out of memory for a %zu x %zu table", nq, nr);
+	}
+	double nm = s->p.nm_per_px;
+	for (size_t j = 0; j < nq; j++) {
+		double kr = 2 * M_PI * s->q[j] * nm * s->dr;
+		for (size_t i = 0; i < nr; i++)
+			J[j * nr + i] = (float)j0(kr * (double)i);
+	}
+	for (size_t i = 0; i < nr; i++)
+		tw[i] = s->p.background * taper(s, (double)i * s->dr);
+	for (size_t z0 = 0; z0 < s->ntab; z0 += ZBLOCK) {
+		size_t nb = s->ntab - z0 < ZBLOCK ? s->ntab - z0 : ZBLOCK;
+		for (size_t b = 0; b < nb; b++) {
+			double z = s->z0 + ((double)(z0 + b) - 1) * s->dz;
+			for (size_t j = 0; j < nq; j++) {
+				double ph = z * s->kzk[j], cs = cos(ph), sn = sin(ph);
+				c[(2 * b) * nq + j] = (float)(s->cre[j] * cs - s->cim[j] * sn);
+				c[(2 * b + 1) * nq + j] = (float)(s->cre[j] * sn + s->cim[j] * cs);
+			}
+		}
+		/* Chunks of radii small enough that the sums stay in L1. */
+		for (size_t r0 = 0; r0 < nr; r0 += RCHUNK) {
+			size_t n = nr - r0 < RCHUNK ? nr - r0 : RCHUNK;
+			for (size_t b = 0; b < 2 * nb; b++)
+				memset(acc + b * nr + r0, 0, n * sizeof *acc);
+			size_t j = 0;
+			for (; j + 4 <= nq; j += 4)
+				for (size_t b = 0; b < 2 * nb; b++)
+					axpy4(acc + b * nr + r0, J + j * nr + r0, nr, n, c + b * nq + j);
+			for (; j < nq; j++)
+				for (size_t b = 0; b < 2 * nb; b++)
+					axpy(acc + b * nr + r0, J + j * nr + r0, n, c[b * nq + j]);
+		}
+		for (size_t b = 0; b < nb; b++) {
+			const float *re = acc + 2 * b * nr, *im = re + nr;
+			float *t = s->tab + (z0 + b) * nr;
+			for (size_t i = 0; i < nr; i++) {
+				double sr = re[i], si = im[i];
+				t[i] = (float)(tw[i] * (2 * sr + sr * sr + si * si));
+			}
+		}
+	}
+	free(J), free(acc), free(c), free(tw);
+	return 0;
+}
+
+struct ms_beadsim *ms_beadsim_new(const struct ms_beadsim_params *params, ms_err *e)
+{
+	if (check_params(params, e) < 0)
+		return NULL;
+	struct ms_beadsim *s = calloc(1, sizeof *s);
+	if (!s) {
+		ms_err_set(e, "bead model: out of memory");
+		return NULL;
+	}
+	s->p = *params;
+	struct ms_beadsim_params *p = &s->p;
+	if (p->taper_px == 0)
+		p->taper_px = p->render_radius_px / 4;
+	s->qc = p->na / p->wavelength_nm;
+	s->k = 2 * M_PI * p->n_medium / p->wavelength_nm;
+	if (p->dr_px == 0) {
+		/*
+		 * The intensity holds no period shorter than lambda / (2 NA);
+		 * 80 steps per period keep linear interpolation in r within
+		 * 1e-3 of the background (measured in t-beadsim).
+		 */
+		double period_px = p->wavelength_nm / (2 * p->na) / p->nm_per_px;
+		p->dr_px = fmin(0.025, period_px / 80);
+	}
+	s->dr = p->dr_px;
+	/* Beyond the render radius the table holds zeros, so lookups can clamp. */
+	s->nr = (size_t)ceil(p->render_radius_px / s->dr) + 3;
+	s->z0 = p->z_min_nm;
+	s->dz = p->dz_nm;
+	s->nz = (size_t)ceil((p->z_max_nm - p->z_min_nm) / p->dz_nm - 1e-9) + 1;
+	if (s->nz < 2)
+		s->nz = 2;
+	s->ntab = s->nz + 2;
+
+	/*
+	 * Image-side nodes: enough panels for every oscillation of the
+	 * integrand over [0, qc]: J0 over the render radius, the object's
+	 * spectrum over the bead radius, and the defocus phase, steepest at
+	 * the pupil edge (d/dq of z k_z is z (2 pi)^2 q / k_z).
+	 */
+	double zabs = fmax(fabs(s->z0 - s->dz), fabs(s->z0 + (double)s->nz * s->dz));
+	double kzc = s->k + kz_minus_k(s, s->qc);
+	double periods = s->qc * (p->render_radius_px * p->nm_per_px + p->radius_nm +
+	                          zabs * 2 * M_PI * s->qc / kzc);
+	size_t panels = (size_t)ceil(PANELS_PER_PERIOD * periods) + 4;
+	s->nq = panels * GL_PANEL;
+	s->q = malloc(s->nq * sizeof *s->q);
+	s->cre = malloc(s->nq * sizeof *s->cre);
+	s->cim = malloc(s->nq * sizeof *s->cim);
+	s->kzk = malloc(s->nq * sizeof *s->kzk);
+	s->tab = malloc(s->ntab * s->nr * sizeof *s->tab);
+	if (!s->q || !s->cre || !s->cim || !s->kzk || !s->tab) {
+		ms_err_set(e, "bead model: out of memory for %zu z planes of %zu radii", s->nz, s->nr);
+		ms_beadsim_free(s);
+		return NULL;
+	}
+	panel_nodes(0, s->qc, panels, s->q, s->cre);
+	for (size_t j = 0; j < s->nq; j++) {
+		s->cre[j] *= 2 * M_PI * s->q[j];	/* weight x Jacobian of the inverse transform */
+		s->cim[j] = s->cre[j];
+		s->kzk[j] = kz_minus_k(s, s->q[j]);
+	}
+	if (object_spectrum(s, e) < 0 || build_table(s, e) < 0) {
+		ms_beadsim_free(s);
+		return NULL;
+	}
+
+	s->ns = p->supersample;
+	double gx[SS_MAX], gw[SS_MAX];
+	gauss_legendre(s->ns, gx, gw);
+	for (int i = 0; i < s->ns; i++) {
+		s->soff[i] = 0.5 * gx[i];
+		s->sw[i] = 0.5 * gw[i];
+	}
+	return s;
+}
+
+void ms_beadsim_free(struct ms_beadsim *s)
+{
+	if (!s)
+		return;
+	free(s->q), free(s->cre), free(s->cim), free(s->kzk), free(s->tab);
+	free(s);
+}
+
+const struct ms_beadsim_params *ms_beadsim_params(const struct ms_beadsim *s)
+{
+	return &s->p;
+}
+
+void ms_beadsim_zrange(const struct ms_beadsim *s, double *z_min, double *z_max)
+{
+	*z_min = s->z0;
+	*z_max = s->z0 + (double)(s->nz - 1) * s->dz;
+}
+
+void ms_beadsim_table_size(const struct ms_beadsim *s, size_t *nr, size_t *nz)
+{
+	*nr = s->nr;
+	*nz = s->nz;
+}
+
+double ms_beadsim_intensity_exact(const struct ms_beadsim *s, double r_px, double z_nm)
+{
+	double re = 0, im = 0, rn = 2 * M_PI * fabs(r_px) * s->p.nm_per_px;
+	for (size_t j = 0; j < s->nq; j++) {
+		double ph = z_nm * s->kzk[j], cs = cos(ph), sn = sin(ph);
+		double b = j0(rn * s->q[j]);
+		re += (s->cre[j] * cs - s->cim[j] * sn) * b;
+		im += (s->cre[j] * sn + s->cim[j] * cs) * b;
+	}
+	return (1 + re) * (1 + re) + im * im;
+}
+
+/*
+ * Where z falls: the interval [iz, iz + 1] of covered planes and the
+ * Catmull-Rom weights of the stored planes iz .. iz + 3 (covered planes
+ * iz - 1 .. iz + 2). Cubic rather than linear in z because the bright
+ * focal spot changes fast with z; the result is C1 in z and exact for
+ * quadratics. Returns -1 outside the covered range.
+ */
+static int zplane(const struct ms_beadsim *s, double z, size_t *iz, float w[4])
+{
+	double t = (z - s->z0) / s->dz;
+	double last = (double)(s->nz - 1);
+	if (!(t >= -1e-9 && t <= last + 1e-9))
+		return -1;
+	t = fmin(fmax(t, 0), last);
+	size_t i = (size_t)t;
+	if (i > s->nz - 2)
+		i = s->nz - 2;
+	double f = t - (double)i, f2 = f * f, f3 = f2 * f;
+	w[0] = (float)(0.5 * (-f3 + 2 * f2 - f));
+	w[1] = (float)(0.5 * (3 * f3 - 5 * f2 + 2));
+	w[2] = (float)(0.5 * (-3 * f3 + 4 * f2 + f));
+	w[3] = (float)(0.5 * (f3 - f2));
+	*iz = i;
+	return 0;
+}
+
+/* prof[i] = the table at z (weights from zplane), for radii 0..nr-1. */
+static void zprofile(const struct ms_beadsim *s, size_t iz, const float w[4], float *prof)
+{
+	size_t nr = s->nr;
+	const float *a = s->tab + iz * nr, *b = a + nr, *c = b + nr, *d = c + nr;
+	for (size_t i = 0; i < nr; i++)
+		prof[i] = (w[0] * a[i] + w[1] * b[i]) + (w[2] * c[i] + w[3] * d[i]);
+}
+
+double ms_beadsim_deviation(const struct ms_beadsim *s, double r_px, double z_nm)
+{
+	size_t iz;
+	float w[4];
+	if (zplane(s, z_nm, &iz, w) < 0)
+		return NAN;
+	/* The same float arithmetic as the renderer. */
+	size_t nr = s->nr;
+	const float *a = s->tab + iz * nr, *b = a + nr, *c = b + nr, *d = c + nr;
+	float rr = fminf((float)fabs(r_px) * (float)(1.0 / s->dr), (float)(nr - 1));
+	size_t i = (size_t)rr;
+	float fr = rr - (float)i;
+	float p0 = (w[0] * a[i] + w[1] * b[i]) + (w[2] * c[i] + w[3] * d[i]);
+	float p1 = 0;
+	if (i + 1 < nr)
+		p1 = (w[0] * a[i + 1] + w[1] * b[i + 1]) + (w[2] * c[i + 1] + w[3] * d[i + 1]);
+	return p0 + fr * (p1 - p0);
+}
+
+void ms_beadsim_fill(const struct ms_beadsim *s, float *img, size_t n)
+{
+	float bg = (float)s->p.background;
+	for (size_t i = 0; i < n; i++)
+		img[i] = bg;
+}
+
+/*
+ * r = min(sqrt(dx2 + dy2), rmax) over a row of samples: the renderer's hot
+ * loop. The compiler will not vectorise sqrtf (it may set errno), so on
+ * x86 the SSE form says directly what is meant; results are identical,
+ * both being correctly rounded square roots.
+ */
+static void radii(float *restrict r, const float *restrict dx2, size_t n, float dy2, float rmax)
+{
+	size_t j = 0;
+#ifdef __SSE2__
+	__m128 vy = _mm_set1_ps(dy2), vmax = _mm_set1_ps(rmax);
+	for (; j + 4 <= n; j += 4) {
+		__m128 v = _mm_sqrt_ps(_mm_add_ps(_mm_loadu_ps(dx2 + j), vy));
+		_mm_storeu_ps(r + j, _mm_min_ps(v, vmax));
+	}
+#endif
+	for (; j < n; j++) {
+		float v = sqrtf(dx2[j] + dy2);
+		r[j] = v < rmax ? v : rmax;
+	}
+}
+
+/* acc += w * (the profile linearly interpolated at fractional index r). */
+static void lerp_add(float *restrict acc, const float *restrict r, size_t n,
+                     const float *restrict prof, float w)
+{
+	size_t j = 0;
+#ifdef __SSE2__
+	__m128 vw = _mm_set1_ps(w);
+	for (; j + 4 <= n; j += 4) {
+		__m128 x = _mm_loadu_ps(r + j);
+		__m128i i = _mm_cvttps_epi32(x);
+		__m128 f = _mm_sub_ps(x, _mm_cvtepi32_ps(i));
+		int k[4];
+		_mm_storeu_si128((__m128i *)k, i);
+		__m128 a = _mm_setr_ps(prof[k[0]], prof[k[1]], prof[k[2]], prof[k[3]]);
+		__m128 b = _mm_setr_ps(prof[k[0] + 1], prof[k[1] + 1], prof[k[2] + 1], prof[k[3] + 1]);
+		__m128 v = _mm_add_ps(a, _mm_mul_ps(f, _mm_sub_ps(b, a)));
+		_mm_storeu_ps(acc + j, _mm_add_ps(_mm_loadu_ps(acc + j), _mm_mul_ps(vw, v)));
+	}
+#endif
+	for (; j < n; j++) {
+		int i = (int)r[j];
+		float f = r[j] - (float)i;
+		acc[j] += w * (prof[i] + f * (prof[i + 1] - prof[i]));
+	}
+}
+
+int ms_beadsim_add(const struct ms_beadsim *s, float *img, int width, int height,
+                   double cx, double cy, double z_nm, ms_err *e)
+{
+	size_t iz;
+	float zw[4];
+	if (zplane(s, z_nm, &iz, zw) < 0) {
+		double lo, hi;
+		ms_beadsim_zrange(s, &lo, &hi);
+		return ms_err_set(e, "bead model: z %g nm is outside the table's range %g..%g nm",
+		                  z_nm, lo, hi);
+	}
+	if (!isfinite(cx) || !isfinite(cy))
+		return ms_err_set(e, "bead model: bad bead centre (%g, %g)", cx, cy);
+	double R = s->p.render_radius_px;
+	/* Pixels whose area meets the render disc. */
+	long x0 = (long)floor(cx - R - 0.5), x1 = (long)ceil(cx + R + 0.5);
+	long y0 = (long)floor(cy - R - 0.5), y1 = (long)ceil(cy + R + 0.5);
+	if (x0 < 0) x0 = 0;
+	if (y0 < 0) y0 = 0;
+	if (x1 > width - 1) x1 = width - 1;
+	if (y1 > height - 1) y1 = height - 1;
+	if (x0 > x1 || y0 > y1)
+		return 0;
+
+	/* This bead's radial profile, interpolated once in z; padded with a 0. */
+	size_t nr = s->nr, nx = (size_t)(x1 - x0 + 1);
+	int ns = s->ns;
+	/* One allocation: profile, squared x offsets, radii, weighted sums. */
+	size_t nsx = nx * (size_t)ns;
+	float *prof = malloc((nr + 1 + 3 * nsx) * sizeof *prof);
+	if (!prof)
+		return ms_err_set(e, "bead model: out of memory");
+	float *dx2 = prof + nr + 1, *rr = dx2 + nsx, *val = rr + nsx;
+	float wx[SS_MAX];
+	for (int k = 0; k < ns; k++)
+		wx[k] = (float)s->sw[k];
+	zprofile(s, iz, zw, prof);
+	prof[nr] = 0;
+	/* Squared offsets in table steps, so the radius comes out in index units. */
+	double inv = 1.0 / s->dr;
+	for (size_t i = 0; i < nx; i++)
+		for (int k = 0; k < ns; k++) {
+			double d = ((double)x0 + (double)i + s->soff[k] - cx) * inv;
+			dx2[i * (size_t)ns + (size_t)k] = (float)(d * d);
+		}
+	float rmax = (float)(nr - 1);
+
+	for (long y = y0; y <= y1; y++) {
+		double dmin = fabs((double)y - cy) - 0.5;
+		if (dmin > R)
+			continue;
+		/* Only the chord of the disc on this row. */
+		double half = dmin > 0 ? sqrt(R * R - dmin * dmin) : R;
+		long xa = (long)floor(cx - half - 0.5), xb = (long)ceil(cx + half + 0.5);
+		if (xa < x0) xa = x0;
+		if (xb > x1) xb = x1;
+		size_t ja = (size_t)(xa - x0) * (size_t)ns, jb = (size_t)(xb - x0 + 1) * (size_t)ns;
+		size_t np = (size_t)(xb - xa + 1);
+		memset(val + ja, 0, (jb - ja) * sizeof *val);
+		for (int a = 0; a < ns; a++) {
+			double d = ((double)y + s->soff[a] - cy) * inv;
+			radii(rr + ja, dx2 + ja, jb - ja, (float)(d * d), rmax);
+			lerp_add(val + ja, rr + ja, jb - ja, prof, (float)s->sw[a]);
+		}
+		float *row = img + (size_t)y * (size_t)width + xa;
+		for (size_t x = 0; x < np; x++) {
+			const float *v = val + ja + x * (size_t)ns;
+			float sum = 0;
+			for (int k = 0; k < ns; k++)
+				sum += wx[k] * v[k];
+			row[x] += sum;
+		}
+	}
+	free(prof);
+	return 0;
+}
+
+/* ---- the camera -------------------------------------------------------- */
+
+void ms_beadsim_camera(const float *in, size_t n, double photons, double read_noise_e,
+                       enum ms_pixfmt fmt, void *out, struct ms_rng *rng)
+{
+	double full = ms_pixfmt_max(fmt);
+	uint8_t *o8 = out;
+	uint16_t *o16 = out;
+	struct ptrs c = { .mean = -1 };
+	double inv_photons = photons > 0 ? 1 / photons : 0;
+	for (size_t i = 0; i < n; i++) {
+		double v = in[i];
+		if (!(v > 0))
+			v = 0;
+		else if (v > 1)
+			v = 1;
+		if (photons > 0) {
+			double mean = v * photons, el;
+			if (mean < 10) {
+				el = poisson_small(rng, mean);
+			} else {
+				if (mean != c.mean)
+					ptrs_setup(&c, mean);
+				el = poisson_ptrs(rng, &c);
+			}
+			if (read_noise_e > 0)
+				el += read_noise_e * ms_rng_normal(rng);
+			v = el * inv_photons;
+			if (v < 0)
+				v = 0;
+			else if (v > 1)
+				v = 1;
+		}
+		/* v is in [0, 1]: truncation after + 0.5 rounds. */
+		unsigned q = (unsigned)(v * full + 0.5);
+		if (fmt == MS_PIX_U16)
+			o16[i] = (uint16_t)q;
+		else
+			o8[i] = (uint8_t)q;
+	}
+}
+
+/* ---- dynamics ---------------------------------------------------------- */
+
+double ms_ou_step(double x, double mu, double theta, double sigma, double dt, struct ms_rng *r)
+{
+	return x + theta * (mu - x) * dt + sigma * sqrt(dt) * ms_rng_normal(r);
+}
+
+double ms_ou_stationary_sd(double theta, double sigma, double dt)
+{
+	/* Var = sigma^2 dt / (1 - (1 - theta dt)^2) for the Euler recursion. */
+	double d = theta * (2 - theta * dt);
+	return d > 0 ? sigma / sqrt(d) : INFINITY;
+}

@@ -1,0 +1,427 @@
+/*
+ * t-beadsim: the bead image model against an independent numerical
+ * reference and its own invariants (radial symmetry, exact sub-pixel
+ * placement, centre of mass), the table against direct quadrature, the
+ * look through focus, and the RNG, camera noise and OU statistics.
+ */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "beadsim.h"
+#include "../lib/tap.h"
+
+static struct ms_beadsim *model(double zmin, double zmax)
+{
+	struct ms_beadsim_params p;
+	ms_beadsim_defaults(&p);
+	p.z_min_nm = zmin;
+	p.z_max_nm = zmax;
+	ms_err e = { "" };
+	struct ms_beadsim *s = ms_beadsim_new(&p, &e);
+	if (!s) {
+		tap_ok(0, "model builds: %s", e.msg);
+		exit(tap_done());
+	}
+	return s;
+}
+
+/* The image's deviation from the background, rendered alone. */
+static float *render(const struct ms_beadsim *s, int w, int h, double cx, double cy, double z)
+{
+	float *img = calloc((size_t)w * h, sizeof *img);
+	ms_err e = { "" };
+	if (ms_beadsim_add(s, img, w, h, cx, cy, z, &e) < 0)
+		tap_diag("render: %s", e.msg);
+	return img;
+}
+
+/*
+ * |U|^2 at (r, z) from an independent method: a 2-D FFT angular-spectrum
+ * computation of the same model in numpy, T sampled on a 10 nm grid of
+ * 3072^2 points, U = 1 + IFFT(FFT(T - 1) e^{i z (k_z - k)} P), read along
+ * the centre row. Grid and period effects make it good to about 0.3 %.
+ */
+static const double ref_z[] = { -2000, 0, 2000, 4000 };
+static const double ref_r_px[] = { 0, 5, 10, 20, 30 };
+static const double ref_I[4][5] = {
+	{ 0.36261, 0.74216, 0.15057, 0.31777, 1.25081 },
+	{ 2.06456, 1.28647, 1.24392, 0.99247, 1.03736 },
+	{ 43.89146, 1.16051, 0.01079, 0.96190, 1.17599 },
+	{ 4.08295, 2.19246, 0.04892, 1.07760, 1.01201 },
+};
+
+static void test_reference(const struct ms_beadsim *s)
+{
+	double worst = 0;
+	int bad = 0;
+	for (int i = 0; i < 4; i++)
+		for (int j = 0; j < 5; j++) {
+			double got = ms_beadsim_intensity_exact(s, ref_r_px[j], ref_z[i]);
+			double d = fabs(got - ref_I[i][j]);
+			if (d > 0.012 + 0.001 * ref_I[i][j]) {
+				bad++;
+				tap_diag("z %g r %g: %.5f, reference %.5f", ref_z[i], ref_r_px[j], got,
+				         ref_I[i][j]);
+			}
+			if (d / (1 + ref_I[i][j]) > worst)
+				worst = d / (1 + ref_I[i][j]);
+		}
+	tap_ok(bad == 0, "|U|^2 matches the FFT reference at 20 points (worst %.2g of 1+I)", worst);
+}
+
+static void test_table(const struct ms_beadsim *s)
+{
+	const struct ms_beadsim_params *p = ms_beadsim_params(s);
+	double zmin, zmax;
+	ms_beadsim_zrange(s, &zmin, &zmax);
+	/* On the table's planes the only difference is float rounding. */
+	double worst = 0;
+	for (double z = -1000; z <= 3000; z += 500)
+		for (double r = 0; r < p->render_radius_px; r += 0.85) {
+			double R = p->render_radius_px, T = p->taper_px;
+			double w = r <= R - T ? 1 : 0.5 + 0.5 * cos(M_PI * (r - (R - T)) / T);
+			double want = p->background * (ms_beadsim_intensity_exact(s, r, z) - 1) * w;
+			/* Radii on the grid, so r-interpolation adds nothing. */
+			double rg = round(r / p->dr_px) * p->dr_px;
+			want = p->background * (ms_beadsim_intensity_exact(s, rg, z) - 1) *
+			       (rg <= R - T ? 1 : 0.5 + 0.5 * cos(M_PI * (rg - (R - T)) / T));
+			double d = fabs(ms_beadsim_deviation(s, rg, z) - want);
+			if (d > worst)
+				worst = d;
+		}
+	tap_ok(worst < 1.6e-5, "table equals direct quadrature on its grid (worst %.2g)", worst);
+
+	/* Between planes and radii: linear interpolation error. */
+	double wz = 0, wr = 0;
+	for (double z = -995; z <= 2995; z += 170)
+		for (double r = 0.013; r < 30; r += 0.731) {
+			double d = fabs(ms_beadsim_deviation(s, r, z) -
+			                p->background * (ms_beadsim_intensity_exact(s, r, z) - 1));
+			double rg = round(r / p->dr_px) * p->dr_px;
+			double dzonly = fabs(ms_beadsim_deviation(s, rg, z) -
+			                     p->background * (ms_beadsim_intensity_exact(s, rg, z) - 1));
+			if (dzonly > wz)
+				wz = dzonly;
+			if (d > wr)
+				wr = d;
+		}
+	tap_diag("interpolation: z only %.3g, z and r %.3g (intensity units)", wz, wr);
+	tap_ok(wz < 1.4e-5, "cubic z interpolation error %.2g < 1.4e-5", wz);
+	tap_ok(wr < 1.25e-3, "r and z interpolation error %.2g < 1.25e-3", wr);
+
+	/* Continuity across a plane. */
+	double z0 = zmin + 137 * p->dz_nm, jump = 0;
+	for (double r = 0; r < 40; r += 0.37) {
+		double d = fabs(ms_beadsim_deviation(s, r, z0 - 1e-6) -
+		                ms_beadsim_deviation(s, r, z0 + 1e-6));
+		if (d > jump)
+			jump = d;
+	}
+	tap_ok(jump < 1e-7, "continuous across a z plane (jump %.2g)", jump);
+	tap_ok(isnan(ms_beadsim_deviation(s, 0, zmax + 1)), "NaN outside the z range");
+}
+
+static double com_err(const struct ms_beadsim *s, double cx, double cy, double z)
+{
+	int w = 129, h = 129;
+	float *img = render(s, w, h, cx, cy, z);
+	double sw = 0, sx = 0, sy = 0;
+	for (int y = 0; y < h; y++)
+		for (int x = 0; x < w; x++) {
+			double v = img[y * w + x];
+			sw += v;
+			sx += v * x;
+			sy += v * y;
+		}
+	free(img);
+	return hypot(sx / sw - cx, sy / sw - cy);
+}
+
+static void test_render(const struct ms_beadsim *s)
+{
+	int w = 129, h = 129;
+	/* Mirror symmetry about a centre on a pixel and on a pixel corner. */
+	double asym[2] = { 0, 0 };
+	for (int k = 0; k < 2; k++) {
+		double c = 64 + 0.5 * k;
+		float *img = render(s, w, h, c, c, 1500);
+		for (int y = 0; y < h; y++)
+			for (int x = 0; x < w; x++) {
+				int mx = (int)(2 * c) - x, my = (int)(2 * c) - y;
+				if (mx < 0 || my < 0 || mx >= w || my >= h)
+					continue;
+				double v = img[y * w + x];
+				double d = fmax(fabs(v - img[y * w + mx]),
+				                fmax(fabs(v - img[my * w + x]), fabs(v - img[x * w + y])));
+				if (d > asym[k])
+					asym[k] = d;
+			}
+		free(img);
+	}
+	tap_ok(asym[0] < 5e-6 && asym[1] < 5e-6,
+	       "radially symmetric: mirror and transpose differences %.2g, %.2g", asym[0], asym[1]);
+
+	/* A whole-pixel move gives exactly the shifted image. */
+	float *a = render(s, w, h, 60.3125, 61.6875, 800);
+	float *b = render(s, w, h, 63.3125, 59.6875, 800);
+	double sh = 0;
+	for (int y = 2; y < h; y++)
+		for (int x = 0; x + 3 < w; x++)
+			sh = fmax(sh, fabs(a[y * w + x] - b[(y - 2) * w + x + 3]));
+	free(a);
+	free(b);
+	tap_ok(sh < 1e-6, "an integer move shifts the image exactly (%.2g)", sh);
+
+	/* Pixels are the area average of the continuous image. */
+	double cx = 64.37, cy = 63.81, z = 1200, worst = 0;
+	float *img = render(s, w, h, cx, cy, z);
+	const struct ms_beadsim_params *p = ms_beadsim_params(s);
+	int px[][2] = { { 64, 64 }, { 66, 63 }, { 70, 70 }, { 75, 60 }, { 64, 80 }, { 52, 59 } };
+	for (size_t i = 0; i < sizeof px / sizeof px[0]; i++) {
+		double sum = 0;
+		int n = 24;
+		for (int u = 0; u < n; u++)
+			for (int v = 0; v < n; v++) {
+				double x = px[i][0] - 0.5 + (u + 0.5) / n, y = px[i][1] - 0.5 + (v + 0.5) / n;
+				sum += p->background * (ms_beadsim_intensity_exact(s, hypot(x - cx, y - cy), z) - 1);
+			}
+		double d = fabs(img[px[i][1] * w + px[i][0]] - sum / (n * n));
+		worst = fmax(worst, d);
+	}
+	free(img);
+	tap_diag("render vs 24x24 midpoint integration of the exact image: %.3g", worst);
+	tap_ok(worst < 1.3e-3, "pixels integrate the exact image (worst %.2g)", worst);
+
+	/* Centre of mass at sub-pixel offsets. */
+	struct ms_rng r;
+	ms_rng_seed(&r, 7);
+	double wc = 0;
+	for (int i = 0; i < 20; i++) {
+		double ox = 64 + ms_rng_uniform(&r) - 0.5, oy = 64 + ms_rng_uniform(&r) - 0.5;
+		/* z <= 0: nothing saturates, and clipping is not the renderer's. */
+		double zz = -2000 + 2000 * ms_rng_uniform(&r);
+		wc = fmax(wc, com_err(s, ox, oy, zz));
+	}
+	tap_ok(wc < 8e-5, "centre of mass of I - bg is the centre at 20 sub-pixel offsets (worst %.2g px)", wc);
+
+	/* Near an edge the bead is cut, not wrapped or refused. */
+	float *edge = render(s, 40, 40, 2.3, 38.9, 0);
+	ms_err e = { "" };
+	tap_ok(ms_beadsim_add(s, edge, 40, 40, -500, -500, 0, &e) == 0, "a bead far outside draws nothing");
+	free(edge);
+	float one = 0;
+	tap_ok(ms_beadsim_add(s, &one, 1, 1, 0, 0, 99999, &e) < 0 && strstr(e.msg, "99999"),
+	       "z outside the table is refused: %s", e.msg);
+}
+
+/* Through focus: the look MagTrack's model has. */
+static void test_look(const struct ms_beadsim *s)
+{
+	const struct ms_beadsim_params *p = ms_beadsim_params(s);
+	double bg = p->background;
+	/* The first and last z where the centre saturates (bg |U|^2 >= 1). */
+	double first = NAN, last = NAN;
+	for (double z = -5000; z <= 5000; z += 10) {
+		int sat = bg * ms_beadsim_intensity_exact(s, 0, z) >= 1;
+		if (sat && isnan(first))
+			first = z;
+		if (sat)
+			last = z;
+	}
+	/* Saturated z must form one interval. */
+	int holes = 0;
+	for (double z = first; z <= last; z += 10)
+		holes += bg * ms_beadsim_intensity_exact(s, 0, z) < 1;
+	tap_diag("the centre saturates from z = %g to %g nm (%d gaps)", first, last, holes);
+	tap_ok(first >= 300 && first <= 500 && last >= 4000 && last <= 4500 && holes == 0,
+	       "bright central spot saturates for z in about 0.4..4.2 um");
+	/* Contrast (RMS deviation over the bead's disc and first rings). */
+	double rms[3], zs[3] = { 0, 2000, -2000 };
+	for (int k = 0; k < 3; k++) {
+		double s2 = 0, n = 0;
+		for (double r = 0.05; r < 25; r += 0.1) {
+			double d = bg * fmin(ms_beadsim_intensity_exact(s, r, zs[k]) - 1, 1 / bg - 1);
+			s2 += d * d * r;
+			n += r;
+		}
+		rms[k] = sqrt(s2 / n);
+	}
+	tap_diag("RMS contrast within 25 px: z=0 %.3f, z=+2 um %.3f, z=-2 um %.3f", rms[0], rms[1], rms[2]);
+	tap_ok(rms[0] < 0.6 * rms[1] && rms[0] < 0.6 * rms[2], "in focus the contrast is weakest");
+	/* z < 0: the centre alternates between dark and bright. */
+	int flips = 0;
+	double prev = bg * ms_beadsim_intensity_exact(s, 0, -100) - bg;
+	for (double z = -200; z >= -5000; z -= 100) {
+		double v = bg * ms_beadsim_intensity_exact(s, 0, z) - bg;
+		flips += (v > 0) != (prev > 0);
+		prev = v;
+	}
+	tap_diag("z < 0: the centre changes sign %d times down to -5 um", flips);
+	tap_ok(flips >= 3, "for z < 0 the centre alternates dark and bright");
+}
+
+static void test_rng(void)
+{
+	struct ms_rng a, b, c;
+	ms_rng_seed(&a, 42);
+	ms_rng_seed(&b, 42);
+	ms_rng_seed(&c, 43);
+	int same = 1, differ = 0;
+	for (int i = 0; i < 1000; i++) {
+		uint64_t x = ms_rng_next(&a), y = ms_rng_next(&b), z = ms_rng_next(&c);
+		same &= x == y;
+		differ += x != z;
+	}
+	tap_ok(same && differ == 1000, "the RNG is a function of its seed");
+
+	int n = 400000;
+	double s1 = 0, s2 = 0, m1 = 0, m2 = 0;
+	for (int i = 0; i < n; i++) {
+		double u = ms_rng_uniform(&a), g = ms_rng_normal(&a);
+		s1 += u;
+		s2 += u * u;
+		m1 += g;
+		m2 += g * g;
+	}
+	tap_near(s1 / n, 0.5, 0.0025, "uniform mean");
+	tap_near(s2 / n - (s1 / n) * (s1 / n), 1.0 / 12, 0.0012, "uniform variance");
+	tap_near(m1 / n, 0, 0.008, "normal mean");
+	tap_near(m2 / n - (m1 / n) * (m1 / n), 1, 0.012, "normal variance");
+
+	/* Poisson: both algorithms and the switch between them. */
+	const double means[] = { 0.3, 3, 9.9, 10, 37.5, 1000, 10000 };
+	for (size_t k = 0; k < sizeof means / sizeof means[0]; k++) {
+		double lam = means[k], t1 = 0, t2 = 0, t3 = 0;
+		int m = 200000, at_mode = 0, mode = (int)floor(lam);
+		for (int i = 0; i < m; i++) {
+			double v = ms_rng_poisson(&a, lam);
+			t1 += v;
+			t2 += v * v;
+			t3 += (v - lam) * (v - lam) * (v - lam);
+			at_mode += v == mode;
+		}
+		double mean = t1 / m, var = t2 / m - mean * mean;
+		/* Five standard errors: the mean's is sqrt(lam/m), the variance's
+		 * sqrt((2 lam^2 + lam) / m). */
+		tap_near(mean, lam, 5 * sqrt(lam / m), "Poisson(%g) mean", lam);
+		tap_near(var, lam, 5 * sqrt((2 * lam * lam + lam) / m), "Poisson(%g) variance", lam);
+		/* Skewness 1/sqrt(lam): the third central moment is lam. */
+		tap_near(t3 / m, lam, 6 * sqrt((6 * lam * lam * lam + 22 * lam * lam + lam) / m),
+		         "Poisson(%g) third moment", lam);
+		double pmode = exp(-lam + mode * log(lam) - lgamma(mode + 1.0));
+		tap_near((double)at_mode / m, pmode, 5 * sqrt(pmode / m), "Poisson(%g) P(k = %d)", lam, mode);
+	}
+	tap_ok(ms_rng_poisson(&a, 0) == 0 && ms_rng_poisson(&a, -1) == 0, "Poisson(0) is 0");
+}
+
+static void test_camera(void)
+{
+	float in[5] = { 0.4f, -0.1f, 1.3f, 1.0f, 0.5f / 255 + 1e-6f };
+	uint8_t o8[5];
+	uint16_t o16[5];
+	struct ms_rng r;
+	ms_rng_seed(&r, 1);
+	ms_beadsim_camera(in, 5, 0, 0, MS_PIX_U8, o8, &r);
+	tap_ok(o8[0] == 102 && o8[1] == 0 && o8[2] == 255 && o8[3] == 255 && o8[4] == 1,
+	       "ideal u8 camera: 0.4 -> 102, clipped ends, rounding (%d %d %d %d %d)",
+	       o8[0], o8[1], o8[2], o8[3], o8[4]);
+	ms_beadsim_camera(in, 5, 0, 0, MS_PIX_U16, o16, &r);
+	tap_ok(o16[0] == 26214 && o16[1] == 0 && o16[2] == 65535, "ideal u16 camera: 0.4 -> 26214");
+
+	/* Shot and read noise: mean and variance in ADU. */
+	size_t n = 200000;
+	float *img = malloc(n * sizeof *img);
+	uint16_t *out = malloc(n * sizeof *out);
+	for (size_t i = 0; i < n; i++)
+		img[i] = 0.4f;
+	const double rn[] = { 0, 60 };
+	for (int k = 0; k < 2; k++) {
+		ms_beadsim_camera(img, n, 25000, rn[k], MS_PIX_U16, out, &r);
+		double s1 = 0, s2 = 0;
+		for (size_t i = 0; i < n; i++) {
+			s1 += out[i];
+			s2 += (double)out[i] * out[i];
+		}
+		double mean = s1 / n, var = s2 / n - mean * mean;
+		double g = 65535.0 / 25000;	/* ADU per electron */
+		double want = g * g * (10000 + rn[k] * rn[k]) + 1.0 / 12;
+		tap_near(mean, 0.4 * 65535, 5 * sqrt(want / n), "camera mean, read noise %g e", rn[k]);
+		tap_near(var, want, 5 * want * sqrt(2.0 / n), "camera variance, read noise %g e", rn[k]);
+	}
+	/* The same seed gives the same frame. */
+	uint16_t *o2 = malloc(n * sizeof *o2);
+	struct ms_rng r1, r2;
+	ms_rng_seed(&r1, 9);
+	ms_rng_seed(&r2, 9);
+	ms_beadsim_camera(img, n, 25000, 3, MS_PIX_U16, out, &r1);
+	ms_beadsim_camera(img, n, 25000, 3, MS_PIX_U16, o2, &r2);
+	tap_ok(memcmp(out, o2, n * sizeof *out) == 0, "camera noise is a function of the seed");
+	free(o2);
+	free(img);
+	free(out);
+}
+
+static void test_ou(void)
+{
+	struct ms_rng r;
+	ms_rng_seed(&r, 3);
+	double theta = 1.5, sigma = 3, dt = 1.0 / 30, x = 0, s1 = 0, s2 = 0;
+	int n = 400000;
+	for (int i = 0; i < n; i++) {
+		x = ms_ou_step(x, 0, theta, sigma, dt, &r);
+		s1 += x;
+		s2 += x * x;
+	}
+	double sd = sqrt(s2 / n - (s1 / n) * (s1 / n)), want = ms_ou_stationary_sd(theta, sigma, dt);
+	tap_near(want, sigma / sqrt(2 * theta), 0.03, "stationary SD near sigma / sqrt(2 theta)");
+	/* About n theta dt / 2 independent samples: a 2 % standard error. */
+	tap_near(sd, want, 0.04 * want, "OU series has the stationary SD (%.4f)", want);
+}
+
+/* A bead looks the same whatever z range the table was built for. */
+static void test_range_independent(const struct ms_beadsim *s)
+{
+	struct ms_beadsim *t = model(1003, 1507);
+	double worst = 0;
+	for (double z = 1003; z <= 1507; z += 13.7)
+		for (double r = 0; r < 40; r += 0.77)
+			worst = fmax(worst, fabs(ms_beadsim_deviation(s, r, z) - ms_beadsim_deviation(t, r, z)));
+	ms_beadsim_free(t);
+	tap_ok(worst < 3e-5, "the image does not depend on the table's z range (%.2g)", worst);
+}
+
+static void test_params(void)
+{
+	struct ms_beadsim_params p;
+	ms_beadsim_defaults(&p);
+	p.na = 1.4;
+	ms_err e = { "" };
+	tap_ok(!ms_beadsim_new(&p, &e) && strstr(e.msg, "1.4") && strstr(e.msg, "1.33"),
+	       "NA above the medium's index is refused: %s", e.msg);
+	ms_beadsim_defaults(&p);
+	p.z_min_nm = 10;
+	p.z_max_nm = -10;
+	tap_ok(!ms_beadsim_new(&p, &e) && strstr(e.msg, "10..-10"), "an inverted z range is refused: %s",
+	       e.msg);
+	ms_beadsim_defaults(&p);
+	p.supersample = 9;
+	tap_ok(!ms_beadsim_new(&p, &e) && strstr(e.msg, "9"), "supersampling 9 is refused: %s", e.msg);
+}
+
+int main(void)
+{
+	test_params();
+	struct ms_beadsim *s = model(-5000, 5000);
+	test_reference(s);
+	test_table(s);
+	test_render(s);
+	test_look(s);
+	test_range_independent(s);
+	ms_beadsim_free(s);
+	test_rng();
+	test_camera();
+	test_ou();
+	return tap_done();
+}
