@@ -7,6 +7,7 @@
  * first. Without a seed the template is built from the strongest
  * bead-like objects in the frame. The search itself is libcommon/beadfind.
  */
+#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -133,25 +134,28 @@ static float *read_frame(const struct config *c, struct ms_frame_info *info)
 		ms_die("%s", e.msg);
 	*info = *ms_framesrc_info(src);
 	struct ms_frame f;
-	long k = 0;
-	for (;; k++) {
+	float *img = NULL;
+	for (long k = 0;; k++) {
 		int rc = ms_framesrc_next(src, &f, &e);
-		if (rc < 0)
-			ms_die("%s", e.msg);
 		if (rc == 0)
-			ms_die("%s: has %ld frame%s, no frame %ld", ms_framesrc_name(src), k,
-			       k == 1 ? "" : "s", c->frame);
-		if (k == c->frame)
+			ms_err_set(&e, "%s: has %ld frame%s, no frame %ld", ms_framesrc_name(src), k,
+			           k == 1 ? "" : "s", c->frame);
+		if (rc <= 0)
 			break;
+		if (k == c->frame) {
+			if (!(img = ms_find_frame_float(f.pixels, info)))
+				ms_err_set(&e, "out of memory");
+			break;
+		}
 	}
-	float *img = ms_find_frame_float(f.pixels, info);
-	if (!img)
-		ms_die("out of memory");
 	ms_framesrc_close(src);
+	if (!img)
+		ms_die("%s", e.msg);
 	return img;
 }
 
-static void write_rois(const struct config *c, const struct ms_find_result *r)
+/* Write the list; 0, or -1 with errno set and *what naming the failure. */
+static int write_rois(const struct config *c, const struct ms_find_result *r, const char **what)
 {
 	struct ms_roilist list = { ms_xcalloc(r->n + 1, sizeof *list.roi), r->n };
 	char **comment = ms_xcalloc(r->n + 1, sizeof *comment);
@@ -165,20 +169,18 @@ static void write_rois(const struct config *c, const struct ms_find_result *r)
 		snprintf(comment[i], 64, "score=%.3f%s%s", b->score,
 		         c->seeded && i == 0 ? " seed" : "", tag);
 	}
-	FILE *f = stdout;
-	if (c->out_path && !(f = fopen(c->out_path, "w")))
-		ms_die("cannot create '%s':", c->out_path);
-	int rc = ms_rois_write(f, &list, (const char *const *)comment);
-	if (c->out_path) {
-		if (fclose(f) != 0 || rc < 0)
-			ms_die("error writing '%s':", c->out_path);
-	} else if (rc < 0) {
-		ms_die("error writing standard output:");
-	}
+	FILE *f = c->out_path ? fopen(c->out_path, "w") : stdout;
+	int rc = f ? ms_rois_write(f, &list, (const char *const *)comment) : -1;
+	if (f && c->out_path && fclose(f) != 0)
+		rc = -1;
+	*what = !f ? "cannot create" : "error writing";
+	int err = errno;
 	for (size_t i = 0; i < r->n; i++)
 		free(comment[i]);
 	free(comment);
 	ms_rois_free(&list);
+	errno = err;
+	return rc < 0 ? -1 : 0;
 }
 
 /* What each round did, for -v. */
@@ -219,6 +221,7 @@ int main(int argc, char **argv)
 	int rc = c.seeded ? ms_find_seed(img, w, h, c.seed_x, c.seed_y, &c.find, &r, &e)
 	                  : ms_find_auto(img, w, h, &c.find, &r, &e);
 	double elapsed = seconds_since(&t0);
+	free(img);
 	if (rc < 0)
 		ms_die("%s", e.msg);
 	if (r.n > MS_BEAD_ID_MAX + 1u) {
@@ -227,7 +230,15 @@ int main(int argc, char **argv)
 			        r.n, MS_BEAD_ID_MAX + 1u);
 		r.n = MS_BEAD_ID_MAX + 1u;
 	}
-	write_rois(&c, &r);
+	const char *what;
+	if (write_rois(&c, &r, &what) < 0) {
+		int err = errno;
+		ms_find_result_free(&r);
+		errno = err;
+		if (c.out_path)
+			ms_die("%s '%s':", what, c.out_path);
+		ms_die("error writing standard output:");
+	}
 
 	if (c.verbose > 0)
 		report_rounds(&c, &r);
@@ -236,7 +247,6 @@ int main(int argc, char **argv)
 		        ms_progname(), r.n, r.n == 1 ? "" : "s", r.nrounds, r.nrounds == 1 ? "" : "s",
 		        w, h, elapsed);
 	ms_find_result_free(&r);
-	free(img);
 	ms_close_stdout();
 	return 0;
 }

@@ -298,12 +298,33 @@ struct cand {
 	uint32_t i;
 };
 
-static int cand_cmp(const void *pa, const void *pb)
+/*
+ * Sort candidates by descending score, ties in ascending index, as qsort
+ * with that order would, but in linear time: an LSD radix sort over the
+ * bits of the (positive) float scores, stable, from index order. tmp has
+ * room for n.
+ */
+static void sort_candidates(struct cand *c, struct cand *tmp, size_t n)
 {
-	const struct cand *a = pa, *b = pb;
-	if (a->s != b->s)
-		return a->s > b->s ? -1 : 1;
-	return (a->i > b->i) - (a->i < b->i);
+	for (int shift = 0; shift < 32; shift += 8) {
+		size_t count[257] = { 0 };
+		for (size_t i = 0; i < n; i++) {
+			uint32_t k;
+			memcpy(&k, &c[i].s, sizeof k);
+			count[((~k >> shift) & 0xff) + 1]++;
+		}
+		for (int b = 0; b < 256; b++)
+			count[b + 1] += count[b];
+		for (size_t i = 0; i < n; i++) {
+			uint32_t k;
+			memcpy(&k, &c[i].s, sizeof k);
+			tmp[count[(~k >> shift) & 0xff]++] = c[i];
+		}
+		struct cand *t = c;
+		c = tmp;
+		tmp = t;
+	}
+	/* Four passes: the sorted run is back in the caller's array. */
 }
 
 /* Block every corner within sep-1 of (x0, y0) in both directions. */
@@ -326,10 +347,10 @@ struct search {
 	const struct ms_find_opts *o;
 	unsigned char *taken;	/* corners too near a selected ROI */
 	unsigned char *mask;	/* scratch: taken plus this round's picks */
-	struct cand *cand;	/* scratch: candidates of a round */
+	struct cand *cand, *cand2;	/* scratch: candidates of a round */
 	float *score;		/* scratch: the NCC map */
 	float *tmpl;		/* this round's template, w x w */
-	/* Seedless templates: high-pass image and energy per corner. */
+	/* For templates from objects: high-pass image, energy per corner. */
 	float *hp, *energy;
 	float bg;		/* the background's energy */
 	struct ms_find_result *r;
@@ -411,7 +432,7 @@ static int select_round(struct search *s, int ri, ms_err *e)
 	for (size_t i = 0; i < s->npos; i++)
 		if (s->score[i] > DBL_EPSILON && !s->mask[i])
 			s->cand[nc++] = (struct cand){ s->score[i], (uint32_t)i };
-	qsort(s->cand, nc, sizeof *s->cand, cand_cmp);
+	sort_candidates(s->cand, s->cand2, nc);
 	size_t np = 0;
 	for (size_t j = 0; j < nc; j++) {
 		size_t i = s->cand[j].i;
@@ -641,6 +662,8 @@ static int check_geometry(int width, int height, const struct ms_find_opts *o, m
 	if (o->roi_size < 1 || o->roi_size > width || o->roi_size > height)
 		return ms_err_set(e, "a %d px ROI does not fit the %dx%d frame", o->roi_size,
 		                  width, height);
+	if ((uint64_t)(width - o->roi_size + 1) * (uint64_t)(height - o->roi_size + 1) > UINT32_MAX)
+		return ms_err_set(e, "a %dx%d frame is too large to search", width, height);
 	if (o->min_sep < 0)
 		return ms_err_set(e, "minimum separation %d is negative", o->min_sep);
 	if (o->templates < 1 || o->templates > MS_FIND_MAX_ROUNDS)
@@ -676,10 +699,11 @@ static int search_all(const float *img, int width, int height, int seed_x, int s
 	s.taken = calloc(s.npos, 1);
 	s.mask = malloc(s.npos);
 	s.cand = malloc(s.npos * sizeof *s.cand);
+	s.cand2 = malloc(s.npos * sizeof *s.cand2);
 	s.score = malloc(s.npos * sizeof *s.score);
 	s.tmpl = malloc((size_t)s.w * (size_t)s.w * sizeof *s.tmpl);
 	int rc = -1;
-	if (!s.taken || !s.mask || !s.cand || !s.score || !s.tmpl) {
+	if (!s.taken || !s.mask || !s.cand || !s.cand2 || !s.score || !s.tmpl) {
 		ms_err_set(e, "out of memory for a %dx%d frame", width, height);
 		goto out;
 	}
@@ -733,6 +757,7 @@ out:
 	free(s.taken);
 	free(s.mask);
 	free(s.cand);
+	free(s.cand2);
 	free(s.score);
 	free(s.tmpl);
 	free(s.hp);

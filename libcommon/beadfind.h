@@ -1,16 +1,19 @@
 /*
- * beadfind: automatic bead selection on one frame, as MagScope's "auto
- * bead selection" does it, plus a seedless start. The normalised
+ * beadfind: automatic bead selection on one frame, as MagScope's auto
+ * bead selection does it, extended to start without a seed and to catch
+ * beads that look unlike the first template. The normalised
  * cross-correlation (NCC) of a template over every valid ROI position is
  * computed with a float FFT (KissFFT) for the numerator and double
  * summed-area tables for the window statistics; candidates are picked
  * greedily in descending score without overlap (or closer than a given
- * separation), and kept above MagScope's default threshold (the score just
- * above the largest gap) or a given one. Bead-like objects are found by
- * their local high-pass energy at the ROI scale and re-centred by point
- * symmetry; the average of the strongest few becomes the template when
- * there is no seed, and for further rounds that catch beads unlike the
- * first template (beads at another focus) once a round has taken its own.
+ * separation) and kept at or above MagScope's default threshold (the score
+ * just above the largest gap), raised to the map's noise floor when the
+ * gap falls among background picks, or at or above a given threshold.
+ * Bead-like objects are found by their high-pass energy at the ROI scale
+ * and re-centred by point symmetry: the average of the strongest few is
+ * the template without a seed, and, once a round has taken its beads, the
+ * template of a further round for the objects left (beads at another
+ * focus), while any carry a good part of a selected bead's energy.
  * Images are float, row-major, width x height; positions are ROI top-left
  * corners (x the column, y the row).
  */
