@@ -43,7 +43,7 @@ enum {
 	OPT_WIDTH = MS_KEY_LONG, OPT_HEIGHT, OPT_NM_PER_PX, OPT_FIXED, OPT_TETHERED,
 	OPT_FIXED_Z, OPT_TETHERED_Z, OPT_TETHERED_Z_SIGMA, OPT_TETHERED_XY_SIGMA,
 	OPT_FOCUS, OPT_PHOTONS, OPT_READ_NOISE, OPT_FORMAT, OPT_FPS, OPT_FAST, OPT_START,
-	OPT_SEED, OPT_ROI_SIZE, OPT_TRUTH, OPT_ROIS_OUT, OPT_SWEEP, OPT_FRAMES_PER_STEP,
+	OPT_SEED, OPT_ROI_SIZE, OPT_MIN_SEP, OPT_TRUTH, OPT_ROIS_OUT, OPT_SWEEP, OPT_FRAMES_PER_STEP,
 	OPT_ZFILE,
 };
 
@@ -67,6 +67,7 @@ static const struct ms_opt options[] = {
 	{ "frames", OPT_FRAMES, "N", "frames to write; 0: until stopped (0)", NULL },
 	{ "seed", OPT_SEED, "N", "random seed: placement, motion and noise (1)", NULL },
 	{ "roi-size", OPT_ROI_SIZE, "N", "ROI size: bead spacing, margins, --rois-out (64)", NULL },
+	{ "min-separation", OPT_MIN_SEP, "PX", "bead centres at least PX apart in x or y (ROI size + 8)", NULL },
 	{ "truth", OPT_TRUTH, "FILE", "write every bead's true position per frame (TSV)", "file" },
 	{ "rois-out", OPT_ROIS_OUT, "FILE", "write the ROI list ('id x0 y0')", "file" },
 	{ "sweep", OPT_SWEEP, "A:B:S", "step the focus from A to B by S nm, then stop", NULL },
@@ -91,6 +92,7 @@ static const struct ms_cmd cmd = {
 
 struct config {
 	long width, height, roi_size;
+	double min_sep;		/* 0: roi_size + 8, so ROIs never overlap */
 	double nm_per_px;
 	long nfixed, ntethered;
 	double fixed_z, tethered_z, z_sigma, xy_sigma, focus;
@@ -217,6 +219,9 @@ static void parse_args(struct config *c, int argc, char **argv)
 			c->frames_set = true;
 			break;
 		case OPT_SEED: c->seed = (uint64_t)ms_cli_long(&cli, arg, 0, LONG_MAX); break;
+		case OPT_MIN_SEP:
+			c->min_sep = ms_cli_double(&cli, arg, 1, 10000);
+			break;
 		case OPT_ROI_SIZE:
 			c->roi_size = ms_cli_long(&cli, arg, MS_ROI_SIZE_MIN, MS_ROI_SIZE_MAX);
 			if (c->roi_size % 2)
@@ -260,13 +265,15 @@ static double focus_at(const struct config *c, uint64_t i)
 
 /*
  * Seeded dart throwing: uniform (so sub-pixel) centres, kept off the
- * edges and apart by the ROI size; a jammed layout starts over. Beads are
+ * edges and apart in x or y (Chebyshev distance) by the ROI size plus a
+ * gap, so that no two square ROIs overlap, not even diagonally; a jammed
+ * layout starts over. Beads are
  * never silently squeezed closer: if no layout is found, that is an error.
  */
 static void place_beads(const struct config *c, struct bead *b, size_t n, double sd_xy,
                         struct ms_rng *r)
 {
-	double sep = (double)c->roi_size + 8;
+	double sep = c->min_sep > 0 ? c->min_sep : (double)c->roi_size + 8;
 	double mfix = (double)c->roi_size / 2 + 2, mteth = mfix + 3 * sd_xy;
 	for (int round = 0; round < PLACE_ROUNDS; round++) {
 		size_t placed = 0;
@@ -280,7 +287,7 @@ static void place_beads(const struct config *c, struct bead *b, size_t n, double
 				double x = m + w * ms_rng_uniform(r), y = m + h * ms_rng_uniform(r);
 				size_t j;
 				for (j = 0; j < placed; j++)
-					if (hypot(x - b[j].cx, y - b[j].cy) < sep)
+					if (fmax(fabs(x - b[j].cx), fabs(y - b[j].cy)) < sep)
 						break;
 				if (j == placed) {
 					b[placed].cx = x;
@@ -297,7 +304,7 @@ static void place_beads(const struct config *c, struct bead *b, size_t n, double
 	}
 fail:
 	ms_die("cannot place %ld fixed and %ld tethered beads in a %ldx%ld frame: centres must be "
-	       "%.0f px apart and %.0f px (tethered %.1f px) from the edges for --roi-size %ld; "
+	       "%.0f px apart in x or y and %.0f px (tethered %.1f px) from the edges for --roi-size %ld; "
 	       "use a larger frame, fewer beads or a smaller --roi-size",
 	       c->nfixed, c->ntethered, c->width, c->height, sep, mfix, mteth, c->roi_size);
 }
