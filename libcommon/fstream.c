@@ -7,10 +7,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/uio.h>
 #include <unistd.h>
 
 #include "cli.h"
+#include "shmring.h"
 
 /* The fixed part of every record, in the writer's (native) byte order. */
 struct record {
@@ -22,6 +24,14 @@ struct record {
 };
 _Static_assert(sizeof(struct record) == 32, "record header is 32 bytes");
 
+/* The payload of a frame record in the shm transport. */
+struct descriptor {
+	uint64_t pos;		/* position in the ring */
+	uint32_t slot;		/* pos % nslots */
+	uint32_t zero;
+};
+_Static_assert(sizeof(struct descriptor) == 16, "descriptor is 16 bytes");
+
 struct ms_fwriter {
 	int fd;
 	const char *name;
@@ -29,6 +39,9 @@ struct ms_fwriter {
 	size_t frame_bytes;
 	uint64_t count;
 	uint64_t last_t_ns;
+	/* shm transport: */
+	struct ms_shmring *ring;
+	bool may_block;		/* fd is a pipe, FIFO, socket or device */
 };
 
 struct ms_freader {
@@ -42,6 +55,19 @@ struct ms_freader {
 	/* Bytes read past the header while looking for its end. */
 	unsigned char pending[MS_FSTREAM_HEADER_MAX];
 	size_t npending, pending_off;
+	/* shm transport: the header's promises, then the ring itself. */
+	bool shm;
+	char shm_name[MS_SHMRING_NAME_MAX + 2];
+	uint32_t shm_slots;
+	uint64_t shm_id;		/* 0: the header gave none */
+	struct ms_shmring *ring;
+	uint64_t pos;			/* ring position of the next frame to deliver */
+	uint64_t avail;			/* positions below it are known to be written */
+	uint64_t dropped;
+	bool end_seen;
+	uint64_t end_count;
+	ms_freader_drop_fn *on_drop;
+	void *drop_ctx;
 };
 
 static int write_all(int fd, const void *buf, size_t n)
@@ -88,8 +114,9 @@ static bool little_endian(void)
 	return *(const unsigned char *)&one == 1;
 }
 
-struct ms_fwriter *ms_fwriter_open(int fd, const struct ms_frame_info *info,
-                                   const char *name, ms_err *e)
+/* Write the header; transport is the text from TRANSPORT to before ENDHDR. */
+static struct ms_fwriter *open_writer(int fd, const struct ms_frame_info *info,
+                                      const char *transport, const char *name, ms_err *e)
 {
 	if (info->width == 0 || info->height == 0 || ms_pixfmt_bytes(info->fmt) == 0) {
 		ms_err_set(e, "%s: bad frame geometry %ux%u %s", name, info->width,
@@ -99,10 +126,10 @@ struct ms_fwriter *ms_fwriter_open(int fd, const struct ms_frame_info *info,
 	char hdr[MS_FSTREAM_HEADER_MAX];
 	int n = snprintf(hdr, sizeof hdr,
 	                 "%s %d\nWIDTH %u\nHEIGHT %u\nFORMAT %s\nNM_PER_PX %.17g\n"
-	                 "ENDIAN %s\nTRANSPORT inline\nENDHDR\n",
+	                 "ENDIAN %s\nTRANSPORT %sENDHDR\n",
 	                 MS_FSTREAM_MAGIC, MS_FSTREAM_VERSION, info->width, info->height,
 	                 ms_pixfmt_name(info->fmt), info->nm_per_px,
-	                 little_endian() ? "little" : "big");
+	                 little_endian() ? "little" : "big", transport);
 	if (write_all(fd, hdr, (size_t)n) < 0) {
 		ms_err_set(e, "cannot write to %s:", name);
 		return NULL;
@@ -119,6 +146,66 @@ struct ms_fwriter *ms_fwriter_open(int fd, const struct ms_frame_info *info,
 	return w;
 }
 
+struct ms_fwriter *ms_fwriter_open(int fd, const struct ms_frame_info *info,
+                                   const char *name, ms_err *e)
+{
+	return open_writer(fd, info, "inline\n", name, e);
+}
+
+struct ms_fwriter *ms_fwriter_open_shm(int fd, struct ms_shmring *ring, const char *name,
+                                       ms_err *e)
+{
+	char transport[512];
+	snprintf(transport, sizeof transport, "shm\nSHM %s\nSLOTS %" PRIu32 "\nSHM_ID %" PRIx64 "\n",
+	         ms_shmring_name(ring), ms_shmring_nslots(ring), ms_shmring_id(ring));
+	struct ms_fwriter *w = open_writer(fd, ms_shmring_info(ring), transport, name, e);
+	if (!w)
+		return NULL;
+	w->ring = ring;
+	struct stat st;
+	w->may_block = fstat(fd, &st) < 0 || !S_ISREG(st.st_mode);
+	return w;
+}
+
+/*
+ * Whether a descriptor can be written without waiting. On a pipe, POLLOUT
+ * means room for at least one more page, more than a 48-byte record, and as
+ * the only writer we cannot lose that room before our write.
+ */
+static bool writable_now(const struct ms_fwriter *w)
+{
+	if (!w->may_block)
+		return true;
+	struct pollfd p = { .fd = w->fd, .events = POLLOUT };
+	int n;
+	while ((n = poll(&p, 1, 0)) < 0 && errno == EINTR)
+		;
+	/* Errors and hang-ups are for the write to report. */
+	return n != 0;
+}
+
+static int put_shm(struct ms_fwriter *w, const struct ms_frame *f, ms_err *e)
+{
+	uint64_t pos;
+	if (ms_shmring_put(w->ring, f, &pos, e) < 0)
+		return ms_err_prefix(e, "%s", w->name);
+	w->count++;
+	w->last_t_ns = f->t_ns;
+	/* The reader learns of this frame from the next descriptor or the end record. */
+	if (!writable_now(w))
+		return 0;
+	struct {
+		struct record rec;
+		struct descriptor d;
+	} msg = {
+		{ { 'M', 'S', 'F', 'R' }, MS_REC_FRAME, f->seq, f->t_ns, sizeof(struct descriptor) },
+		{ pos, (uint32_t)(pos % ms_shmring_nslots(w->ring)), 0 },
+	};
+	if (write_all(w->fd, &msg, sizeof msg) < 0)
+		return ms_err_set(e, "cannot write to %s:", w->name);
+	return 0;
+}
+
 int ms_fwriter_put(struct ms_fwriter *w, const struct ms_frame *f, ms_err *e)
 {
 	if (f->info.width != w->info.width || f->info.height != w->info.height ||
@@ -127,6 +214,8 @@ int ms_fwriter_put(struct ms_fwriter *w, const struct ms_frame *f, ms_err *e)
 		                  w->name, f->seq, f->info.width, f->info.height,
 		                  ms_pixfmt_name(f->info.fmt), w->info.width, w->info.height,
 		                  ms_pixfmt_name(w->info.fmt));
+	if (w->ring)
+		return put_shm(w, f, e);
 	struct record rec = { { 'M', 'S', 'F', 'R' }, MS_REC_FRAME, f->seq, f->t_ns, w->frame_bytes };
 	struct iovec iov[2] = {
 		{ &rec, sizeof rec },
@@ -146,6 +235,8 @@ int ms_fwriter_close(struct ms_fwriter *w, ms_err *e)
 	int rc = 0;
 	if (write_all(w->fd, &rec, sizeof rec) < 0)
 		rc = ms_err_set(e, "cannot write to %s:", w->name);
+	else if (w->ring && w->may_block)
+		ms_shmring_wait_attached(w->ring, MS_FSTREAM_SHM_LINGER_MS);
 	free(w);
 	return rc;
 }
@@ -162,9 +253,22 @@ bool ms_fstream_sniff(const void *buf, size_t n)
 	       ((const char *)buf)[m] == ' ';
 }
 
-/* Read up to n bytes, first from what the header read left over. */
+/*
+ * Read up to n bytes, first from what the header read left over. The shm
+ * transport's records are small, so there the pending buffer also serves
+ * as a read buffer: one read() brings many descriptors.
+ */
 static ssize_t read_some(struct ms_freader *r, void *buf, size_t n)
 {
+	if (r->shm && r->pending_off == r->npending && n < sizeof r->pending) {
+		ssize_t k;
+		while ((k = read(r->fd, r->pending, sizeof r->pending)) < 0 && errno == EINTR)
+			;
+		if (k <= 0)
+			return k;
+		r->npending = (size_t)k;
+		r->pending_off = 0;
+	}
 	if (r->pending_off < r->npending) {
 		size_t k = r->npending - r->pending_off;
 		if (k > n)
@@ -241,16 +345,67 @@ static int parse_header(struct ms_freader *r, char *text, ms_err *e)
 				return ms_err_set(e, "%s: stream is %s-endian; this machine reads only its own order",
 				                  r->name, val);
 		} else if (strcmp(key, "TRANSPORT") == 0) {
-			if (strcmp(val, "inline") != 0)
+			if (strcmp(val, "shm") == 0)
+				r->shm = true;
+			else if (strcmp(val, "inline") != 0)
 				return ms_err_set(e, "%s: transport '%s' is not supported by this reader",
 				                  r->name, val);
 			have_transport = true;
+		} else if (strcmp(key, "SHM") == 0) {
+			if (strlen(val) >= sizeof r->shm_name)
+				return ms_err_set(e, "%s: shared-memory name '%s' in header is too long",
+				                  r->name, val);
+			strcpy(r->shm_name, val);
+		} else if (strcmp(key, "SLOTS") == 0) {
+			long v;
+			if (ms_parse_long(val, &v) < 0 || v < (long)MS_SHMRING_MIN_SLOTS ||
+			    v > (long)MS_SHMRING_MAX_SLOTS)
+				return ms_err_set(e, "%s: bad SLOTS '%s' in header", r->name, val);
+			r->shm_slots = (uint32_t)v;
+		} else if (strcmp(key, "SHM_ID") == 0) {
+			char *end;
+			errno = 0;
+			unsigned long long v = strtoull(val, &end, 16);
+			if (errno || *end || end == val)
+				return ms_err_set(e, "%s: bad SHM_ID '%s' in header", r->name, val);
+			r->shm_id = v;
 		}
 		/* Other keys are for newer writers: ignored, as in PAM. */
 	}
 	if (!have_w || !have_h || !have_fmt || !have_transport)
 		return ms_err_set(e, "%s: header lacks %s", r->name,
 		                  !have_w ? "WIDTH" : !have_h ? "HEIGHT" : !have_fmt ? "FORMAT" : "TRANSPORT");
+	if (r->shm && (!r->shm_name[0] || !r->shm_slots))
+		return ms_err_set(e, "%s: shared-memory frame stream header lacks %s", r->name,
+		                  !r->shm_name[0] ? "SHM" : "SLOTS");
+	return 0;
+}
+
+/* Map the ring the header names and check that it is the one announced. */
+static int open_ring(struct ms_freader *r, ms_err *e)
+{
+	ms_err sub = { { 0 } };
+	r->ring = ms_shmring_open(r->shm_name, &sub);
+	if (!r->ring) {
+		if (strstr(sub.msg, "no shared-memory segment"))
+			return ms_err_set(e, "%s: the stream's frames were in shared-memory segment "
+			                  "'%s', which is gone: its writer has ended (a shared-memory "
+			                  "stream can only be read while its writer runs)",
+			                  r->name, r->shm_name);
+		return ms_err_set(e, "%s: %s", r->name, sub.msg);
+	}
+	const struct ms_frame_info *ri = ms_shmring_info(r->ring);
+	if (r->shm_id && ms_shmring_id(r->ring) != r->shm_id)
+		return ms_err_set(e, "%s: shared-memory segment '%s' belongs to another writer "
+		                  "(the stream's writer has ended and the name was reused)",
+		                  r->name, r->shm_name);
+	if (ri->width != r->info.width || ri->height != r->info.height || ri->fmt != r->info.fmt ||
+	    ms_shmring_nslots(r->ring) != r->shm_slots)
+		return ms_err_set(e, "%s: shared-memory segment '%s' holds %" PRIu32 " slots of "
+		                  "%ux%u %s, the stream header says %" PRIu32 " slots of %ux%u %s",
+		                  r->name, r->shm_name, ms_shmring_nslots(r->ring), ri->width,
+		                  ri->height, ms_pixfmt_name(ri->fmt), r->shm_slots, r->info.width,
+		                  r->info.height, ms_pixfmt_name(r->info.fmt));
 	return 0;
 }
 
@@ -295,8 +450,8 @@ struct ms_freader *ms_freader_open(int fd, const char *name, ms_err *e)
 			ms_err_set(e, "%s: not a frame stream", name);
 			goto fail;
 		}
-		/* Frame records may follow in the same read: only the header must be text. */
-		end = memmem(buf, have, "\nENDHDR\n", 8);
+		/* The same read may bring binary records after ENDHDR: only the header is text. */
+		end = memmem(buf, have, "\nENDHDR\n", strlen("\nENDHDR\n"));
 		if (memchr(buf, '\0', end ? (size_t)(end - buf) : have)) {
 			ms_err_set(e, "%s: not a frame stream (binary data in the header)", name);
 			goto fail;
@@ -307,6 +462,8 @@ struct ms_freader *ms_freader_open(int fd, const char *name, ms_err *e)
 	memcpy(r->pending, buf + hdr_len, r->npending);
 	end[1] = '\0';
 	if (parse_header(r, buf, e) < 0)
+		goto fail;
+	if (r->shm && open_ring(r, e) < 0)
 		goto fail;
 	r->frame_bytes = ms_frame_bytes(&r->info);
 	r->pixels = malloc(r->frame_bytes);
@@ -327,7 +484,7 @@ const struct ms_frame_info *ms_freader_info(const struct ms_freader *r)
 
 bool ms_freader_ready(const struct ms_freader *r)
 {
-	if (r->ended || r->pending_off < r->npending)
+	if (r->ended || r->pending_off < r->npending || r->pos < r->avail)
 		return true;
 	struct pollfd p = { .fd = r->fd, .events = POLLIN };
 	return poll(&p, 1, 0) > 0;
@@ -338,10 +495,120 @@ uint64_t ms_freader_count(const struct ms_freader *r)
 	return r->count;
 }
 
+const char *ms_freader_transport(const struct ms_freader *r)
+{
+	return r->shm ? "shm" : "inline";
+}
+
+uint64_t ms_freader_dropped(const struct ms_freader *r)
+{
+	return r->dropped;
+}
+
+void ms_freader_on_drop(struct ms_freader *r, ms_freader_drop_fn *fn, void *ctx)
+{
+	r->on_drop = fn;
+	r->drop_ctx = ctx;
+}
+
+static void report_drops(struct ms_freader *r, uint64_t from, uint64_t n)
+{
+	r->dropped += n;
+	if (!r->on_drop)
+		return;
+	struct ms_drop d = { .noticed_ns = ms_now_ns() };
+	for (uint64_t p = from; p < from + n; p++) {
+		d.pos = p;
+		d.known = ms_shmring_meta(r->ring, p, &d.seq, &d.t_ns);
+		if (!d.known)
+			d.seq = d.t_ns = 0;
+		r->on_drop(r->drop_ctx, &d);
+	}
+}
+
+/*
+ * The shm transport. Ring positions are the truth: a descriptor only says
+ * that every position up to its own has been written, so the reader walks
+ * the positions in order and reads descriptors only to learn of more (or to
+ * wait for them). Descriptors for positions it has already passed - those
+ * it skipped when the ring overwrote them - are read and dropped.
+ */
+static int next_shm(struct ms_freader *r, struct ms_frame *f, ms_err *e)
+{
+	for (;;) {
+		if (r->pos < r->avail) {
+			uint64_t from = r->pos, missed = 0;
+			int rc = ms_shmring_next(r->ring, &r->pos, r->pixels, f, &missed, e);
+			if (rc < 0)
+				return ms_err_prefix(e, "%s", r->name);
+			if (rc == 0)
+				return ms_err_set(e, "%s: frame %" PRIu64 " of the stream is not in "
+				                  "shared-memory segment '%s'", r->name, r->pos,
+				                  r->shm_name);
+			if (missed)
+				report_drops(r, from, missed);
+			if (r->avail < r->pos)
+				r->avail = r->pos;
+			r->count++;
+			return 1;
+		}
+		if (r->end_seen) {
+			if (r->count + r->dropped != r->end_count)
+				return ms_err_set(e, "%s: frame stream ended with a count of %" PRIu64
+				                  " but %" PRIu64 " frames arrived and %" PRIu64
+				                  " were dropped", r->name, r->end_count, r->count,
+				                  r->dropped);
+			r->ended = true;
+			return 0;
+		}
+		struct record rec;
+		ssize_t k = read_full(r, &rec, sizeof rec);
+		if (k < 0)
+			return ms_err_set(e, "cannot read %s:", r->name);
+		if (k == 0)
+			return ms_err_set(e, "%s: truncated frame stream: it ends after %" PRIu64
+			                  " frames without an end record", r->name, r->count);
+		if ((size_t)k < sizeof rec)
+			return ms_err_set(e, "%s: truncated frame stream: record %" PRIu64
+			                  " is cut short", r->name, r->count);
+		if (memcmp(rec.magic, "MSFR", 4) != 0)
+			return ms_err_set(e, "%s: corrupt frame stream: no record marker after "
+			                  "ring position %" PRIu64, r->name, r->pos);
+		if (rec.kind == MS_REC_END) {
+			if (rec.seq < r->pos)
+				return ms_err_set(e, "%s: frame stream ended with a count of %" PRIu64
+				                  " after ring position %" PRIu64, r->name, rec.seq, r->pos);
+			r->end_seen = true;
+			r->end_count = rec.seq;
+			r->avail = rec.seq;
+			continue;
+		}
+		if (rec.kind != MS_REC_FRAME || rec.payload != sizeof(struct descriptor))
+			return ms_err_set(e, "%s: corrupt frame stream: record after ring position %"
+			                  PRIu64 " has kind %u and %" PRIu64 " bytes (a shared-memory "
+			                  "descriptor has %zu)", r->name, r->pos, rec.kind, rec.payload,
+			                  sizeof(struct descriptor));
+		struct descriptor d;
+		k = read_full(r, &d, sizeof d);
+		if (k < 0)
+			return ms_err_set(e, "cannot read %s:", r->name);
+		if ((size_t)k < sizeof d)
+			return ms_err_set(e, "%s: truncated frame stream: a descriptor is cut short",
+			                  r->name);
+		if (d.slot != d.pos % r->shm_slots)
+			return ms_err_set(e, "%s: corrupt frame stream: descriptor for ring position %"
+			                  PRIu64 " names slot %" PRIu32, r->name, d.pos, d.slot);
+		if (d.pos >= r->avail)
+			r->avail = d.pos + 1;
+	}
+}
+
 int ms_freader_next(struct ms_freader *r, struct ms_frame *f, ms_err *e)
 {
 	if (r->ended)
 		return 0;
+	if (r->shm)
+		return next_shm(r, f, e);
 	struct record rec;
 	ssize_t k = read_full(r, &rec, sizeof rec);
 	if (k < 0)
@@ -384,6 +651,7 @@ void ms_freader_close(struct ms_freader *r)
 {
 	if (!r)
 		return;
+	ms_shmring_close(r->ring);
 	free(r->pixels);
 	free(r->name);
 	free(r);

@@ -12,8 +12,21 @@
  *   field holds the number of frames written.
  *
  * TRANSPORT names how pixels travel; "inline" puts them in the payload.
- * A reader refuses transports it does not know, so a shared-memory
- * transport can be added without old readers misreading it.
+ * A reader refuses transports it does not know, so that a new transport
+ * cannot be misread by an old reader.
+ *
+ * TRANSPORT shm (the descriptor mode) leaves the pixels in a shared-memory
+ * ring (shmring.h), written once by the camera; the header adds
+ * "SHM /segment-name\n SLOTS n\n SHM_ID x\n" and each frame record's
+ * 16-byte payload is a descriptor {u64 position in the ring, u32 slot,
+ * u32 0}. The writer never blocks on a slow reader: the ring overwrites,
+ * and when the pipe itself is full the writer leaves out descriptors (the
+ * reader learns from the next one, or from the end record, that those
+ * frames exist). The reader copies each frame out of the ring; when the
+ * ring has overwritten frames it has not read, it skips to the newest,
+ * counts the missed frames (ms_freader_dropped) and reports each one with
+ * its sequence number and timestamp (ms_freader_on_drop). The end record
+ * counts the frames put, so a finished stream checks delivered + dropped.
  */
 #ifndef MS_FSTREAM_H
 #define MS_FSTREAM_H
@@ -36,10 +49,23 @@ enum ms_record_kind {
 
 struct ms_fwriter;
 struct ms_freader;
+struct ms_shmring;
 
 /* Write the header to fd. name is used in messages ("standard output"). */
 struct ms_fwriter *ms_fwriter_open(int fd, const struct ms_frame_info *info,
                                    const char *name, ms_err *e);
+/*
+ * Write a descriptor-mode header naming ring (which the caller created and
+ * destroys after ms_fwriter_close); ms_fwriter_put then puts each frame into
+ * the ring and writes only its descriptor to fd, never waiting for the
+ * reader. ms_fwriter_close writes the end record and, when fd is a pipe or
+ * a socket whose reader has not opened the ring yet, waits up to
+ * MS_FSTREAM_SHM_LINGER_MS for it, so that a short stream is not gone
+ * before its reader looks.
+ */
+struct ms_fwriter *ms_fwriter_open_shm(int fd, struct ms_shmring *ring, const char *name,
+                                       ms_err *e);
+#define MS_FSTREAM_SHM_LINGER_MS 5000
 /* Write one frame; its geometry must match the header. */
 int ms_fwriter_put(struct ms_fwriter *w, const struct ms_frame *f, ms_err *e);
 /* Write the end record and free w; fd stays open. */
@@ -63,6 +89,24 @@ int ms_freader_next(struct ms_freader *r, struct ms_frame *f, ms_err *e);
 bool ms_freader_ready(const struct ms_freader *r);
 /* Frames read so far. */
 uint64_t ms_freader_count(const struct ms_freader *r);
+/* "inline" or "shm". */
+const char *ms_freader_transport(const struct ms_freader *r);
+/*
+ * Frames the reader missed because the shared-memory ring overwrote them
+ * before it got to them (always 0 for an inline stream, whose writer waits).
+ */
+uint64_t ms_freader_dropped(const struct ms_freader *r);
+/* One missed frame, as reported to an ms_freader_on_drop callback. */
+struct ms_drop {
+	uint64_t pos;		/* its position in the writer's ring */
+	bool known;		/* false: the ring no longer remembers seq and t_ns */
+	uint64_t seq;		/* its camera sequence number */
+	uint64_t t_ns;		/* when the camera took it */
+	uint64_t noticed_ns;	/* when this reader found it gone (ms_now_ns) */
+};
+typedef void ms_freader_drop_fn(void *ctx, const struct ms_drop *d);
+/* Call fn from within ms_freader_next once for every frame missed, in order. */
+void ms_freader_on_drop(struct ms_freader *r, ms_freader_drop_fn *fn, void *ctx);
 void ms_freader_close(struct ms_freader *r);
 
 /* Whether buf (n bytes from the start of a file) begins a frame stream. */
