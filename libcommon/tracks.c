@@ -21,6 +21,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "h5util.h"
+
 /* ---------------------------------------------------------------- TSV */
 
 static void put_nm(FILE *f, double v, char sep)
@@ -57,83 +59,6 @@ int ms_tracks_tsv_write(FILE *f, const struct ms_track *rows, size_t n)
 }
 
 /* ------------------------------------------------------ HDF5 plumbing */
-
-/* HDF5's automatic error printing, saved on entry and restored on exit. */
-struct quiet {
-	H5E_auto2_t fn;
-	void *data;
-};
-
-static void quiet_on(struct quiet *q)
-{
-	q->fn = NULL;
-	q->data = NULL;
-	H5Eget_auto2(H5E_DEFAULT, &q->fn, &q->data);
-	H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
-}
-
-static void quiet_off(const struct quiet *q)
-{
-	H5Eset_auto2(H5E_DEFAULT, q->fn, q->data);
-}
-
-/*
- * The most specific message, shortened: HDF5's low-level descriptions run
- * "file write failed: time = ..., filename = ..., errno = 27, error
- * message = 'File too large', ..." over several lines; keep the words
- * before the first "key = value" and the system's error message.
- */
-static herr_t innermost_cb(unsigned n, const H5E_error2_t *err, void *data)
-{
-	char *out = data;
-	if (n != 0 || !err->desc)
-		return 0;
-	const char *d = err->desc, *eq = strstr(d, " = ");
-	size_t len = strcspn(d, "\n");
-	if (eq) {
-		const char *colon = NULL;
-		for (const char *p = d; p < eq; p++)
-			if (*p == ':')
-				colon = p;
-		if (colon && (size_t)(colon - d) < len)
-			len = (size_t)(colon - d);
-	}
-	const char *sys = strstr(d, "error message = '");
-	if (sys) {
-		sys += strlen("error message = '");
-		snprintf(out, 256, "%.*s: %.*s", (int)len, d, (int)strcspn(sys, "'"), sys);
-	} else {
-		snprintf(out, 256, "%.*s", (int)len, d);
-	}
-	return 0;
-}
-
-/*
- * Set e from fmt and append the most specific message on HDF5's error
- * stack. Must be called before any other HDF5 call: each API call clears
- * the stack.
- */
-static int h5fail(ms_err *e, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static int h5fail(ms_err *e, const char *fmt, ...)
-{
-	char why[256] = "";
-	H5Ewalk2(H5E_DEFAULT, H5E_WALK_UPWARD, innermost_cb, why);
-	char msg[sizeof e->msg];
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(msg, sizeof msg, fmt, ap);
-	va_end(ap);
-	if (why[0])
-		return ms_err_set(e, "%s (HDF5: %s)", msg, why);
-	return ms_err_set(e, "%s", msg);
-}
-
-static void h5close(hid_t *id, herr_t (*fn)(hid_t))
-{
-	if (*id >= 0)
-		fn(*id);
-	*id = H5I_INVALID_HID;
-}
 
 /* ------------------------------------------------------------- schema */
 
@@ -204,7 +129,7 @@ static int attr_put(struct ms_h5tracks *w, const char *name, hid_t ftype, hid_t 
 	int rc = -1;
 	htri_t ex = H5Aexists(w->group, name);
 	if (ex < 0) {
-		h5fail(e, "'%s': cannot look up attribute %s", w->path, name);
+		ms_h5_fail(e, "'%s': cannot look up attribute %s", w->path, name);
 		goto out;
 	}
 	if (ex) {
@@ -215,13 +140,13 @@ static int attr_put(struct ms_h5tracks *w, const char *name, hid_t ftype, hid_t 
 		           : H5Acreate2(w->group, name, ftype, sp, H5P_DEFAULT, H5P_DEFAULT);
 	}
 	if (a < 0 || H5Awrite(a, mtype, buf) < 0) {
-		h5fail(e, "'%s': cannot write attribute %s", w->path, name);
+		ms_h5_fail(e, "'%s': cannot write attribute %s", w->path, name);
 		goto out;
 	}
 	rc = 0;
 out:
-	h5close(&a, H5Aclose);
-	h5close(&sp, H5Sclose);
+	ms_h5_close(&a, H5Aclose);
+	ms_h5_close(&sp, H5Sclose);
 	return rc;
 }
 
@@ -235,8 +160,8 @@ static int attr_str(struct ms_h5tracks *w, const char *name, const char *s, ms_e
 {
 	hid_t t = H5Tcopy(H5T_C_S1);
 	if (t < 0 || H5Tset_size(t, H5T_VARIABLE) < 0 || H5Tset_cset(t, H5T_CSET_UTF8) < 0) {
-		h5fail(e, "'%s': cannot make a string type", w->path);
-		h5close(&t, H5Tclose);
+		ms_h5_fail(e, "'%s': cannot make a string type", w->path);
+		ms_h5_close(&t, H5Tclose);
 		return -1;
 	}
 	int rc = attr_put(w, name, t, t, &s, e);
@@ -271,13 +196,13 @@ static hid_t ds_create(struct ms_h5tracks *w, int i, ms_err *e)
 		ds = H5Dcreate2(w->group, d->name, file_type(d->kind), sp, H5P_DEFAULT, pl,
 		                H5P_DEFAULT);
 	if (ds < 0)
-		h5fail(e, "'%s': cannot create dataset /tracking/%s", w->path, d->name);
-	h5close(&sp, H5Sclose);
-	h5close(&pl, H5Pclose);
+		ms_h5_fail(e, "'%s': cannot create dataset /tracking/%s", w->path, d->name);
+	ms_h5_close(&sp, H5Sclose);
+	ms_h5_close(&pl, H5Pclose);
 	if (ds >= 0 && i == D_FOFF) {
 		uint64_t zero = 0;
 		if (H5Dwrite(ds, H5T_NATIVE_UINT64, H5S_ALL, H5S_ALL, H5P_DEFAULT, &zero) < 0) {
-			h5fail(e, "'%s': cannot write /tracking/frame_offsets", w->path);
+			ms_h5_fail(e, "'%s': cannot write /tracking/frame_offsets", w->path);
 			H5Dclose(ds);
 			return H5I_INVALID_HID;
 		}
@@ -288,8 +213,8 @@ static hid_t ds_create(struct ms_h5tracks *w, int i, ms_err *e)
 static void writer_close_ids(struct ms_h5tracks *w)
 {
 	for (int i = 0; i < ND; i++)
-		h5close(&w->ds[i], H5Dclose);
-	h5close(&w->group, H5Gclose);
+		ms_h5_close(&w->ds[i], H5Dclose);
+	ms_h5_close(&w->group, H5Gclose);
 }
 
 static uint64_t now_ns(void)
@@ -324,8 +249,8 @@ struct ms_h5tracks *ms_h5tracks_create(const char *path, const struct ms_h5track
 		w->ds[i] = H5I_INVALID_HID;
 	w->roi = o->include_roi_positions;
 
-	struct quiet q;
-	quiet_on(&q);
+	struct ms_h5_quiet q;
+	ms_h5_quiet_on(&q);
 	/*
 	 * The library-version bounds h5py uses by default (earliest, v110),
 	 * i.e. the files MagScope writes: a version-0 superblock keeps no
@@ -338,19 +263,19 @@ struct ms_h5tracks *ms_h5tracks_create(const char *path, const struct ms_h5track
 	 */
 	hid_t fapl = H5Pcreate(H5P_FILE_ACCESS);
 	if (fapl < 0 || H5Pset_libver_bounds(fapl, H5F_LIBVER_EARLIEST, H5F_LIBVER_V110) < 0) {
-		h5fail(e, "'%s': cannot set up file access", path);
-		h5close(&fapl, H5Pclose);
+		ms_h5_fail(e, "'%s': cannot set up file access", path);
+		ms_h5_close(&fapl, H5Pclose);
 		goto fail;
 	}
 	w->file = H5Fcreate(path, overwrite ? H5F_ACC_TRUNC : H5F_ACC_EXCL, H5P_DEFAULT, fapl);
 	if (w->file < 0)
-		h5fail(e, "cannot create '%s'", path);
+		ms_h5_fail(e, "cannot create '%s'", path);
 	H5Pclose(fapl);
 	if (w->file < 0)
 		goto fail;
 	w->group = H5Gcreate2(w->file, "tracking", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
 	if (w->group < 0) {
-		h5fail(e, "'%s': cannot create group /tracking", path);
+		ms_h5_fail(e, "'%s': cannot create group /tracking", path);
 		goto fail_file;
 	}
 
@@ -382,19 +307,19 @@ struct ms_h5tracks *ms_h5tracks_create(const char *path, const struct ms_h5track
 			goto fail_file;
 	}
 	if (H5Fflush(w->file, H5F_SCOPE_GLOBAL) < 0) {
-		h5fail(e, "'%s': cannot flush", path);
+		ms_h5_fail(e, "'%s': cannot flush", path);
 		goto fail_file;
 	}
-	quiet_off(&q);
+	ms_h5_quiet_off(&q);
 	return w;
 
 fail_file:
 	writer_close_ids(w);
-	h5close(&w->file, H5Fclose);
+	ms_h5_close(&w->file, H5Fclose);
 	/* Whatever we managed to create is not a tracks file: remove it. */
 	unlink(path);
 fail:
-	quiet_off(&q);
+	ms_h5_quiet_off(&q);
 	free(w->path);
 	free(w);
 	return NULL;
@@ -411,7 +336,7 @@ static int ds_append(struct ms_h5tracks *w, int i, uint64_t start, uint64_t n, c
 	hid_t fs = H5I_INVALID_HID, ms = H5I_INVALID_HID;
 	int rc = -1;
 	if (H5Dset_extent(w->ds[i], ext) < 0) {
-		h5fail(e, "'%s': cannot extend /tracking/%s to %llu rows", w->path, d->name,
+		ms_h5_fail(e, "'%s': cannot extend /tracking/%s to %llu rows", w->path, d->name,
 		       (unsigned long long)n);
 		return -1;
 	}
@@ -421,13 +346,13 @@ static int ds_append(struct ms_h5tracks *w, int i, uint64_t start, uint64_t n, c
 	ms = H5Screate_simple(rank, cnt, NULL);
 	if (fs < 0 || ms < 0 || H5Sselect_hyperslab(fs, H5S_SELECT_SET, off, NULL, cnt, NULL) < 0 ||
 	    H5Dwrite(w->ds[i], mem_type(d->kind), ms, fs, H5P_DEFAULT, buf) < 0) {
-		h5fail(e, "'%s': cannot write /tracking/%s", w->path, d->name);
+		ms_h5_fail(e, "'%s': cannot write /tracking/%s", w->path, d->name);
 		goto out;
 	}
 	rc = 0;
 out:
-	h5close(&fs, H5Sclose);
-	h5close(&ms, H5Sclose);
+	ms_h5_close(&fs, H5Sclose);
+	ms_h5_close(&ms, H5Sclose);
 	return rc;
 }
 
@@ -533,8 +458,8 @@ int ms_h5tracks_append(struct ms_h5tracks *w, const struct ms_track_batch *b, ms
 	uint64_t nb = w->nbatch, fs0 = w->nframes, rs0 = w->nrec;
 	uint64_t nf64 = nf, nr64 = nr;
 
-	struct quiet q;
-	quiet_on(&q);
+	struct ms_h5_quiet q;
+	ms_h5_quiet_on(&q);
 	if (ds_append(w, D_BSEQ, nb, nb + 1, &w->seq, e) ||
 	    ds_append(w, D_BFSTART, nb, nb + 1, &fs0, e) ||
 	    ds_append(w, D_BFCOUNT, nb, nb + 1, &nf64, e) ||
@@ -551,10 +476,10 @@ int ms_h5tracks_append(struct ms_h5tracks *w, const struct ms_track_batch *b, ms
 		goto fail;
 	}
 	if (H5Fflush(w->file, H5F_SCOPE_GLOBAL) < 0) {
-		h5fail(e, "'%s': cannot flush", w->path);
+		ms_h5_fail(e, "'%s': cannot flush", w->path);
 		goto fail;
 	}
-	quiet_off(&q);
+	ms_h5_quiet_off(&q);
 	w->nbatch++;
 	w->nframes += nf;
 	w->nrec += nr;
@@ -569,7 +494,7 @@ fail:
 		size_t n = strlen(e->msg);
 		snprintf(e->msg + n, sizeof e->msg - n, "; rolling back the batch failed as well");
 	}
-	quiet_off(&q);
+	ms_h5_quiet_off(&q);
 out:
 	free(off);
 	free(fseq);
@@ -583,13 +508,13 @@ int ms_h5tracks_close(struct ms_h5tracks *w, ms_err *e)
 {
 	if (!w)
 		return 0;
-	struct quiet q;
-	quiet_on(&q);
+	struct ms_h5_quiet q;
+	ms_h5_quiet_on(&q);
 	int rc = 0;
 	writer_close_ids(w);
 	if (w->file >= 0 && H5Fclose(w->file) < 0)
-		rc = h5fail(e, "'%s': cannot close", w->path);
-	quiet_off(&q);
+		rc = ms_h5_fail(e, "'%s': cannot close", w->path);
+	ms_h5_quiet_off(&q);
 	free(w->path);
 	free(w);
 	return rc;
@@ -606,9 +531,9 @@ struct rd {
 static void rd_close(struct rd *r)
 {
 	for (int i = 0; i < ND; i++)
-		h5close(&r->ds[i], H5Dclose);
-	h5close(&r->group, H5Gclose);
-	h5close(&r->file, H5Fclose);
+		ms_h5_close(&r->ds[i], H5Dclose);
+	ms_h5_close(&r->group, H5Gclose);
+	ms_h5_close(&r->file, H5Fclose);
 }
 
 /* Open path read-only; a file left by a crashed SWMR writer opens only
@@ -626,12 +551,12 @@ static hid_t open_h5(const char *path, ms_err *e)
 		if (is == 0)
 			ms_err_set(e, "'%s' is not an HDF5 file", path);
 		else
-			h5fail(e, "cannot read '%s'", path);
+			ms_h5_fail(e, "cannot read '%s'", path);
 		return H5I_INVALID_HID;
 	}
 	hid_t f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
 	if (f < 0) {
-		h5fail(e, "cannot open '%s'", path);
+		ms_h5_fail(e, "cannot open '%s'", path);
 		f = H5Fopen(path, H5F_ACC_RDONLY | H5F_ACC_SWMR_READ, H5P_DEFAULT);
 	}
 	return f;
@@ -660,7 +585,7 @@ static int rd_check(struct rd *r, int i, uint64_t *n, ms_err *e)
 	hid_t sp = H5Dget_space(r->ds[i]);
 	int rc = -1;
 	if (t < 0 || sp < 0) {
-		h5fail(e, "'%s': cannot read /tracking/%s", r->path, d->name);
+		ms_h5_fail(e, "'%s': cannot read /tracking/%s", r->path, d->name);
 		goto out;
 	}
 	H5T_class_t c = H5Tget_class(t);
@@ -687,8 +612,8 @@ static int rd_check(struct rd *r, int i, uint64_t *n, ms_err *e)
 	*n = dims[0];
 	rc = 0;
 out:
-	h5close(&t, H5Tclose);
-	h5close(&sp, H5Sclose);
+	ms_h5_close(&t, H5Tclose);
+	ms_h5_close(&sp, H5Sclose);
 	return rc;
 }
 
@@ -705,10 +630,10 @@ static int rd_rows(struct rd *r, int i, uint64_t start, size_t n, void *buf, ms_
 	int rc = 0;
 	if (fs < 0 || ms < 0 || H5Sselect_hyperslab(fs, H5S_SELECT_SET, off, NULL, cnt, NULL) < 0 ||
 	    H5Dread(r->ds[i], mem_type(d->kind), ms, fs, H5P_DEFAULT, buf) < 0)
-		rc = h5fail(e, "'%s': cannot read /tracking/%s rows %llu..%llu", r->path, d->name,
+		rc = ms_h5_fail(e, "'%s': cannot read /tracking/%s rows %llu..%llu", r->path, d->name,
 		            (unsigned long long)start, (unsigned long long)(start + n - 1));
-	h5close(&fs, H5Sclose);
-	h5close(&ms, H5Sclose);
+	ms_h5_close(&fs, H5Sclose);
+	ms_h5_close(&ms, H5Sclose);
 	return rc;
 }
 
@@ -742,7 +667,7 @@ static int rd_open(struct rd *r, const char *path, ms_err *e)
 		int64_t v = 0;
 		hid_t a = H5Aopen(r->group, "schema_version", H5P_DEFAULT);
 		herr_t ok = a < 0 ? -1 : H5Aread(a, H5T_NATIVE_INT64, &v);
-		h5close(&a, H5Aclose);
+		ms_h5_close(&a, H5Aclose);
 		if (ok < 0 || v != 1) {
 			ms_err_set(e, "'%s': /tracking schema_version %lld is not supported (expected 1)",
 			           path, (long long)v);
@@ -863,11 +788,11 @@ static int win_load(struct rd *r, struct win *w, uint64_t a, size_t need, ms_err
 
 int ms_h5tracks_read(const char *path, ms_tracks_fn fn, void *ctx, ms_err *e)
 {
-	struct quiet q;
-	quiet_on(&q);
+	struct ms_h5_quiet q;
+	ms_h5_quiet_on(&q);
 	struct rd r;
 	if (rd_open(&r, path, e)) {
-		quiet_off(&q);
+		ms_h5_quiet_off(&q);
 		return -1;
 	}
 	int rc = -1;
@@ -913,9 +838,9 @@ int ms_h5tracks_read(const char *path, ms_tracks_fn fn, void *ctx, ms_err *e)
 			}
 			/* The callback may call HDF5 itself and expect its own
 			 * error printing; give it back for the call. */
-			quiet_off(&q);
+			ms_h5_quiet_off(&q);
 			int v = fn(ctx, rows, n);
-			quiet_on(&q);
+			ms_h5_quiet_on(&q);
 			if (v) {
 				rc = v;
 				goto out;
@@ -931,7 +856,7 @@ out:
 	free(w.pos);
 	free(w.roi);
 	rd_close(&r);
-	quiet_off(&q);
+	ms_h5_quiet_off(&q);
 	return rc;
 }
 
@@ -942,18 +867,18 @@ static bool attr_get_u64(hid_t obj, const char *name, uint64_t *v)
 		return false;
 	hid_t a = H5Aopen(obj, name, H5P_DEFAULT);
 	bool ok = a >= 0 && H5Aread(a, H5T_NATIVE_UINT64, v) >= 0;
-	h5close(&a, H5Aclose);
+	ms_h5_close(&a, H5Aclose);
 	return ok;
 }
 
 int ms_h5tracks_summary(const char *path, struct ms_h5tracks_summary *s, ms_err *e)
 {
 	memset(s, 0, sizeof *s);
-	struct quiet q;
-	quiet_on(&q);
+	struct ms_h5_quiet q;
+	ms_h5_quiet_on(&q);
 	struct rd r;
 	if (rd_open(&r, path, e)) {
-		quiet_off(&q);
+		ms_h5_quiet_off(&q);
 		return -1;
 	}
 	int rc = -1;
@@ -1012,23 +937,23 @@ out:
 	free(ids);
 	free(ts);
 	rd_close(&r);
-	quiet_off(&q);
+	ms_h5_quiet_off(&q);
 	return rc;
 }
 
 bool ms_h5tracks_is_tracks(const char *path)
 {
-	struct quiet q;
-	quiet_on(&q);
+	struct ms_h5_quiet q;
+	ms_h5_quiet_on(&q);
 	ms_err ignore;
 	bool yes = false;
 	hid_t f = open_h5(path, &ignore);
 	if (f >= 0 && H5Lexists(f, "tracking", H5P_DEFAULT) > 0) {
 		hid_t g = H5Gopen2(f, "tracking", H5P_DEFAULT);
 		yes = g >= 0;
-		h5close(&g, H5Gclose);
+		ms_h5_close(&g, H5Gclose);
 	}
-	h5close(&f, H5Fclose);
-	quiet_off(&q);
+	ms_h5_close(&f, H5Fclose);
+	ms_h5_quiet_off(&q);
 	return yes;
 }

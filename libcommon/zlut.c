@@ -23,6 +23,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "h5util.h"
+
 #ifndef MS_VERSION
 #define MS_VERSION "unknown"
 #endif
@@ -354,79 +356,6 @@ int ms_zlut_save_text(const char *path, const struct ms_zlut *z, size_t bead, ms
 
 /* ------------------------------------------------------------ HDF5 form */
 
-struct quiet {
-	H5E_auto2_t fn;
-	void *data;
-};
-
-static void quiet_on(struct quiet *q)
-{
-	q->fn = NULL;
-	q->data = NULL;
-	H5Eget_auto2(H5E_DEFAULT, &q->fn, &q->data);
-	H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
-}
-
-static void quiet_off(const struct quiet *q)
-{
-	H5Eset_auto2(H5E_DEFAULT, q->fn, q->data);
-}
-
-/*
- * The most specific message, shortened: HDF5's low-level descriptions run
- * "file write failed: time = ..., filename = ..., errno = 27, error
- * message = 'File too large', ..." over several lines; keep the words
- * before the first "key = value" and the system's error message.
- */
-static herr_t innermost_cb(unsigned n, const H5E_error2_t *err, void *data)
-{
-	char *out = data;
-	if (n != 0 || !err->desc)
-		return 0;
-	const char *d = err->desc, *eq = strstr(d, " = ");
-	size_t len = strcspn(d, "\n");
-	if (eq) {
-		const char *colon = NULL;
-		for (const char *p = d; p < eq; p++)
-			if (*p == ':')
-				colon = p;
-		if (colon && (size_t)(colon - d) < len)
-			len = (size_t)(colon - d);
-	}
-	const char *sys = strstr(d, "error message = '");
-	if (sys) {
-		sys += strlen("error message = '");
-		snprintf(out, 256, "%.*s: %.*s", (int)len, d, (int)strcspn(sys, "'"), sys);
-	} else {
-		snprintf(out, 256, "%.*s", (int)len, d);
-	}
-	return 0;
-}
-
-/* Set e and append HDF5's most specific message; call it right after the
- * failing HDF5 call, before any other (each call clears the stack). */
-static int h5fail(ms_err *e, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static int h5fail(ms_err *e, const char *fmt, ...)
-{
-	char why[256] = "";
-	H5Ewalk2(H5E_DEFAULT, H5E_WALK_UPWARD, innermost_cb, why);
-	char msg[sizeof e->msg];
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(msg, sizeof msg, fmt, ap);
-	va_end(ap);
-	if (why[0])
-		return ms_err_set(e, "%s (HDF5: %s)", msg, why);
-	return ms_err_set(e, "%s", msg);
-}
-
-static void h5close(hid_t *id, herr_t (*fn)(hid_t))
-{
-	if (*id >= 0)
-		fn(*id);
-	*id = H5I_INVALID_HID;
-}
-
 static void iso_now(char *buf, size_t n)
 {
 	time_t t = time(NULL);
@@ -446,9 +375,9 @@ static int put_attr(hid_t g, const char *name, hid_t ftype, hid_t mtype, const v
 	hid_t a = sp < 0 ? H5I_INVALID_HID : H5Acreate2(g, name, ftype, sp, H5P_DEFAULT, H5P_DEFAULT);
 	int rc = 0;
 	if (a < 0 || H5Awrite(a, mtype, buf) < 0)
-		rc = h5fail(e, "cannot write '%s': attribute %s", path, name);
-	h5close(&a, H5Aclose);
-	h5close(&sp, H5Sclose);
+		rc = ms_h5_fail(e, "cannot write '%s': attribute %s", path, name);
+	ms_h5_close(&a, H5Aclose);
+	ms_h5_close(&sp, H5Sclose);
 	return rc;
 }
 
@@ -456,8 +385,8 @@ static int put_str(hid_t g, const char *name, const char *s, const char *path, m
 {
 	hid_t t = H5Tcopy(H5T_C_S1);
 	if (t < 0 || H5Tset_size(t, H5T_VARIABLE) < 0 || H5Tset_cset(t, H5T_CSET_UTF8) < 0) {
-		h5fail(e, "cannot write '%s': string type", path);
-		h5close(&t, H5Tclose);
+		ms_h5_fail(e, "cannot write '%s': string type", path);
+		ms_h5_close(&t, H5Tclose);
 		return -1;
 	}
 	int rc = put_attr(g, name, t, t, &s, path, e);
@@ -476,12 +405,12 @@ static int put_ds(hid_t g, const char *name, hid_t ftype, hid_t mtype, int rank,
 	if (sp >= 0 && pl >= 0 && H5Pset_obj_track_times(pl, 0) >= 0)
 		d = H5Dcreate2(g, name, ftype, sp, H5P_DEFAULT, pl, H5P_DEFAULT);
 	if (d < 0 || H5Dwrite(d, mtype, H5S_ALL, H5S_ALL, H5P_DEFAULT, buf) < 0)
-		h5fail(e, "cannot write '%s': dataset /zlut/%s", path, name);
+		ms_h5_fail(e, "cannot write '%s': dataset /zlut/%s", path, name);
 	else
 		rc = 0;
-	h5close(&d, H5Dclose);
-	h5close(&pl, H5Pclose);
-	h5close(&sp, H5Sclose);
+	ms_h5_close(&d, H5Dclose);
+	ms_h5_close(&pl, H5Pclose);
+	ms_h5_close(&sp, H5Sclose);
 	return rc;
 }
 
@@ -490,11 +419,11 @@ static int write_h5(const char *tmp, const char *path, const void *arg, ms_err *
 	const struct ms_zlut *z = arg;
 	hid_t f = H5Fcreate(tmp, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
 	if (f < 0)
-		return h5fail(e, "cannot create '%s'", tmp);
+		return ms_h5_fail(e, "cannot create '%s'", tmp);
 	hid_t g = H5Gcreate2(f, "zlut", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
 	int rc = -1;
 	if (g < 0) {
-		h5fail(e, "cannot write '%s': group /zlut", path);
+		ms_h5_fail(e, "cannot write '%s': group /zlut", path);
 		goto out;
 	}
 	hsize_t zd[1] = {z->nplanes}, pd[3] = {z->nbeads, z->nplanes, z->plen}, bd[1] = {z->nbeads};
@@ -516,9 +445,9 @@ static int write_h5(const char *tmp, const char *path, const void *arg, ms_err *
 		goto out;
 	rc = 0;
 out:
-	h5close(&g, H5Gclose);
+	ms_h5_close(&g, H5Gclose);
 	if (H5Fclose(f) < 0 && rc == 0)
-		rc = h5fail(e, "cannot write '%s'", path);
+		rc = ms_h5_fail(e, "cannot write '%s'", path);
 	return rc;
 }
 
@@ -526,10 +455,10 @@ int ms_zlut_save_h5(const char *path, const struct ms_zlut *z, ms_err *e)
 {
 	if (validate(z, path, e))
 		return -1;
-	struct quiet q;
-	quiet_on(&q);
+	struct ms_h5_quiet q;
+	ms_h5_quiet_on(&q);
 	int rc = atomic_save(path, write_h5, z, e);
-	quiet_off(&q);
+	ms_h5_quiet_off(&q);
 	return rc;
 }
 
@@ -543,15 +472,15 @@ static hid_t get_ds(hid_t g, const char *name, H5T_class_t cls, int rank, hsize_
 	}
 	hid_t d = H5Dopen2(g, name, H5P_DEFAULT);
 	if (d < 0) {
-		h5fail(e, "'%s': cannot open /zlut/%s", path, name);
+		ms_h5_fail(e, "'%s': cannot open /zlut/%s", path, name);
 		return H5I_INVALID_HID;
 	}
 	hid_t t = H5Dget_type(d), sp = H5Dget_space(d);
 	bool ok = t >= 0 && sp >= 0 && H5Tget_class(t) == cls &&
 	          H5Sget_simple_extent_ndims(sp) == rank &&
 	          H5Sget_simple_extent_dims(sp, dims, NULL) == rank;
-	h5close(&t, H5Tclose);
-	h5close(&sp, H5Sclose);
+	ms_h5_close(&t, H5Tclose);
+	ms_h5_close(&sp, H5Sclose);
 	if (!ok) {
 		ms_err_set(e, "'%s': /zlut/%s is not a %d-dimensional %s array", path, name, rank,
 		           cls == H5T_FLOAT ? "floating-point" : "integer");
@@ -565,7 +494,7 @@ static int get_ds_data(hid_t d, hid_t mtype, void *buf, const char *path, const 
                        ms_err *e)
 {
 	if (H5Dread(d, mtype, H5S_ALL, H5S_ALL, H5P_DEFAULT, buf) < 0)
-		return h5fail(e, "'%s': cannot read /zlut/%s", path, name);
+		return ms_h5_fail(e, "'%s': cannot read /zlut/%s", path, name);
 	return 0;
 }
 
@@ -577,8 +506,8 @@ static int get_attr(hid_t g, const char *name, hid_t mtype, void *buf, const cha
 	hid_t a = H5Aopen(g, name, H5P_DEFAULT);
 	int rc = 0;
 	if (a < 0 || H5Aread(a, mtype, buf) < 0)
-		rc = h5fail(e, "'%s': cannot read attribute %s of /zlut", path, name);
-	h5close(&a, H5Aclose);
+		rc = ms_h5_fail(e, "'%s': cannot read attribute %s of /zlut", path, name);
+	ms_h5_close(&a, H5Aclose);
 	return rc;
 }
 
@@ -597,13 +526,13 @@ static int get_str(hid_t g, const char *name, char *out, size_t n, const char *p
 	}
 	mt = H5Tcopy(t);
 	if (mt < 0) {
-		h5fail(e, "'%s': cannot read attribute %s of /zlut", path, name);
+		ms_h5_fail(e, "'%s': cannot read attribute %s of /zlut", path, name);
 		goto out;
 	}
 	if (H5Tis_variable_str(t) > 0) {
 		char *s = NULL;
 		if (H5Aread(a, mt, &s) < 0) {
-			h5fail(e, "'%s': cannot read attribute %s of /zlut", path, name);
+			ms_h5_fail(e, "'%s': cannot read attribute %s of /zlut", path, name);
 			goto out;
 		}
 		snprintf(out, n, "%s", s ? s : "");
@@ -616,7 +545,7 @@ static int get_str(hid_t g, const char *name, char *out, size_t n, const char *p
 			goto out;
 		}
 		if (H5Aread(a, mt, s) < 0) {
-			h5fail(e, "'%s': cannot read attribute %s of /zlut", path, name);
+			ms_h5_fail(e, "'%s': cannot read attribute %s of /zlut", path, name);
 			free(s);
 			goto out;
 		}
@@ -625,9 +554,9 @@ static int get_str(hid_t g, const char *name, char *out, size_t n, const char *p
 	}
 	rc = 0;
 out:
-	h5close(&mt, H5Tclose);
-	h5close(&t, H5Tclose);
-	h5close(&a, H5Aclose);
+	ms_h5_close(&mt, H5Tclose);
+	ms_h5_close(&t, H5Tclose);
+	ms_h5_close(&a, H5Aclose);
 	return rc;
 }
 
@@ -635,7 +564,7 @@ static int load_h5(const char *path, struct ms_zlut *z, ms_err *e)
 {
 	hid_t f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
 	if (f < 0)
-		return h5fail(e, "cannot open '%s' as HDF5", path);
+		return ms_h5_fail(e, "cannot open '%s' as HDF5", path);
 	hid_t g = H5I_INVALID_HID, dz = H5I_INVALID_HID, dp = H5I_INVALID_HID, db = H5I_INVALID_HID;
 	int rc = -1;
 	if (H5Lexists(f, "zlut", H5P_DEFAULT) > 0)
@@ -682,14 +611,14 @@ static int load_h5(const char *path, struct ms_zlut *z, ms_err *e)
 		goto out;
 	rc = 0;
 out:
-	h5close(&dz, H5Dclose);
-	h5close(&dp, H5Dclose);
-	h5close(&db, H5Dclose);
-	h5close(&g, H5Gclose);
+	ms_h5_close(&dz, H5Dclose);
+	ms_h5_close(&dp, H5Dclose);
+	ms_h5_close(&db, H5Dclose);
+	ms_h5_close(&g, H5Gclose);
 	/* A truncated file can fail only at close, when the library reads
 	 * what it had deferred. */
 	if (H5Fclose(f) < 0 && rc == 0)
-		rc = h5fail(e, "cannot read '%s'", path);
+		rc = ms_h5_fail(e, "cannot read '%s'", path);
 	if (rc)
 		ms_zlut_free(z);
 	return rc;
@@ -708,10 +637,10 @@ int ms_zlut_load(const char *path, struct ms_zlut *z, ms_err *e)
 	if (err)
 		return ms_err_set(e, "cannot read '%s'", path);
 	if (n == sizeof sig && !memcmp(sig, h5_signature, sizeof sig)) {
-		struct quiet q;
-		quiet_on(&q);
+		struct ms_h5_quiet q;
+		ms_h5_quiet_on(&q);
 		int rc = load_h5(path, z, e);
-		quiet_off(&q);
+		ms_h5_quiet_off(&q);
 		return rc;
 	}
 	return load_text(path, z, e);
@@ -727,16 +656,16 @@ int ms_zlut_is_h5(const char *path)
 	fclose(f);
 	if (n != sizeof sig || memcmp(sig, h5_signature, sizeof sig))
 		return 0;
-	struct quiet q;
-	quiet_on(&q);
+	struct ms_h5_quiet q;
+	ms_h5_quiet_on(&q);
 	int yes = 0;
 	hid_t h = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
 	if (h >= 0 && H5Lexists(h, "zlut", H5P_DEFAULT) > 0) {
 		hid_t g = H5Gopen2(h, "zlut", H5P_DEFAULT);
 		yes = g >= 0;
-		h5close(&g, H5Gclose);
+		ms_h5_close(&g, H5Gclose);
 	}
-	h5close(&h, H5Fclose);
-	quiet_off(&q);
+	ms_h5_close(&h, H5Fclose);
+	ms_h5_quiet_off(&q);
 	return yes;
 }
