@@ -13,7 +13,7 @@
 #include "track/vec.h"
 
 const char *const ms_com_bg_names[] = {"none", "mean", "median", NULL};
-const char *const ms_xy_names[] = {"com", "autoconv", NULL};
+const char *const ms_xy_names[] = {"com", "autoconv", "autoconv-fine", NULL};
 const char *const ms_weighting_names[] = {"nearest", "linear", NULL};
 const char *const ms_z_names[] = {"pearson", "ssd", NULL};
 
@@ -35,6 +35,7 @@ struct ms_track_ws {
 	float *pn;		/* zstride: the normalised profile */
 	float *scores;		/* nplanes */
 	uint32_t *hist;		/* MS_ROI_HIST_LEN */
+	struct ms_acfine *acf;	/* AUTOCONV_FINE's FFT plans, else NULL */
 	void *block;
 };
 
@@ -66,7 +67,7 @@ static int check_params(const struct ms_track_params *p, ms_err *e)
 		return ms_err_set(e, "ROI size %d is not an even number from 8 to 256", p->roi_size);
 	if ((unsigned)p->com_bg > MS_COM_BG_MEDIAN)
 		return ms_err_set(e, "unknown centre-of-mass background %d", (int)p->com_bg);
-	if ((unsigned)p->xy > MS_XY_AUTOCONV)
+	if ((unsigned)p->xy > MS_XY_AUTOCONV_FINE)
 		return ms_err_set(e, "unknown x/y method %d", (int)p->xy);
 	if (p->autoconv_iters < 0 || p->autoconv_iters > 100)
 		return ms_err_set(e, "autoconvolution iterations %d not in 0..100", p->autoconv_iters);
@@ -203,9 +204,11 @@ struct ms_track_ws *ms_track_ws_new(const struct ms_tracker *t, ms_err *e)
 		total += (sizes[i] + 63) & ~(size_t)63;
 	struct ms_track_ws *ws = calloc(1, sizeof *ws);
 	void *block = aligned_alloc(64, total);
-	if (!ws || !block) {
+	struct ms_acfine *acf = t->p.xy == MS_XY_AUTOCONV_FINE ? ms_acfine_new(t->w) : NULL;
+	if (!ws || !block || (t->p.xy == MS_XY_AUTOCONV_FINE && !acf)) {
 		free(ws);
 		free(block);
+		ms_acfine_free(acf);
 		ms_err_set(e, "cannot allocate a tracking workspace:");
 		return NULL;
 	}
@@ -213,6 +216,7 @@ struct ms_track_ws *ms_track_ws_new(const struct ms_tracker *t, ms_err *e)
 	char *cur = block;
 	ws->t = t;
 	ws->block = block;
+	ws->acf = acf;
 	ws->roi = carve(&cur, sizes[0]);
 	ws->tmp = carve(&cur, sizes[1]);
 	ws->ac = carve(&cur, sizes[2]);
@@ -228,6 +232,7 @@ void ms_track_ws_free(struct ms_track_ws *ws)
 {
 	if (!ws)
 		return;
+	ms_acfine_free(ws->acf);
 	free(ws->block);
 	free(ws);
 }
@@ -255,12 +260,12 @@ static void track_core(const struct ms_tracker *t, struct ms_track_ws *ws, const
 		return;
 	}
 	int bad = ms_com(roi, w, p->com_bg, bg, &x, &y, NULL) < 0;
-	if (!bad && p->xy == MS_XY_AUTOCONV) {
+	if (!bad && p->xy != MS_XY_COM)
 		bad = ms_autoconv(roi, w, x, y, 0, 0, ws->ac, &x, &y) < 0;
-		for (int i = 0; i < p->autoconv_iters && !bad; i++)
-			bad = ms_autoconv(roi, w, x, y, t->half_lines, p->xy_n_local, ws->ac, &x,
-					  &y) < 0;
-	}
+	for (int i = 0; i < p->autoconv_iters && !bad && p->xy != MS_XY_COM; i++)
+		bad = (p->xy == MS_XY_AUTOCONV_FINE
+		       ? ms_autoconv_fine(roi, w, x, y, t->half_lines, ws->acf, &x, &y)
+		       : ms_autoconv(roi, w, x, y, t->half_lines, p->xy_n_local, ws->ac, &x, &y)) < 0;
 	if (bad) {
 		out->flags = MS_TRK_XY_BAD | zbad;
 		fail_profile(t, profile);

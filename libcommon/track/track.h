@@ -23,7 +23,15 @@
 #include "track/kernels.h"
 #include "zlut.h"
 
-enum ms_xy_method { MS_XY_COM, MS_XY_AUTOCONV };
+/*
+ * x/y methods. COM: the centre of mass alone. AUTOCONV: MagTrack's
+ * (centre of mass, half-pixel autoconvolution, autoconv_iters multi-line
+ * sub-pixel steps with an xy_n_local-point parabola). AUTOCONV_FINE: the
+ * same steps with the exact band-limited autoconvolution peak instead of
+ * the parabola (ms_autoconv_fine): no pixel-locking bias, xy_n_local
+ * unused.
+ */
+enum ms_xy_method { MS_XY_COM, MS_XY_AUTOCONV, MS_XY_AUTOCONV_FINE };
 
 struct ms_track_params {
 	int roi_size;		/* even, 8..256; default 64 */
@@ -49,7 +57,7 @@ void ms_track_params_default(struct ms_track_params *p);
 
 /* The words for each option value, indexed by the enum, NULL-terminated. */
 extern const char *const ms_com_bg_names[];	/* none mean median */
-extern const char *const ms_xy_names[];		/* com autoconv */
+extern const char *const ms_xy_names[];		/* com autoconv autoconv-fine */
 extern const char *const ms_weighting_names[];	/* nearest linear */
 extern const char *const ms_z_names[];		/* pearson ssd */
 /* Index of word in names, or -1. */

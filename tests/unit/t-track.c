@@ -464,6 +464,35 @@ static void test_xy(void)
 		       acc_rms(&a), cfg[i].measured);
 	}
 
+	/* the exact band-limited peak instead of the parabola */
+	static const struct {
+		int w;
+		enum ms_pixfmt fmt;
+		int noisy;
+		double scale, measured;
+	} fine[] = {
+		{64, MS_PIX_U16, 0, 20000, 4.2e-6},	/* float rounding and u16 quantisation */
+		{64, MS_PIX_U16, 1, 20000, 0.00175},
+		{64, MS_PIX_U8, 1, 120, 0.0256},
+		{128, MS_PIX_U16, 0, 20000, 4.4e-6},
+		{128, MS_PIX_U16, 1, 20000, 0.00201},
+	};
+	struct ms_track_params pf;
+	ms_track_params_default(&pf);
+	pf.xy = MS_XY_AUTOCONV_FINE;
+	for (size_t i = 0; i < sizeof fine / sizeof *fine; i++) {
+		int n = fine[i].w == 64 ? 80 : 40;
+		struct acc a = xy_run(fine[i].w, fine[i].fmt, fine[i].scale, fine[i].noisy, n, &pf,
+				      200 + i);
+		tap_diag("x/y %3d px %-3s %-5s, autoconv-fine: RMS %.2e px, max %.2e", fine[i].w,
+			 ms_pixfmt_name(fine[i].fmt), fine[i].noisy ? "noisy" : "clean",
+			 acc_rms(&a), a.max);
+		tap_ok(a.bad == 0 && acc_rms(&a) <= 1.5 * fine[i].measured,
+		       "autoconv-fine x/y at %d px, %s, %s: RMS %.2e <= 1.5 x %.2e", fine[i].w,
+		       ms_pixfmt_name(fine[i].fmt), fine[i].noisy ? "Poisson noise" : "no noise",
+		       acc_rms(&a), fine[i].measured);
+	}
+
 	/* the same through COM alone: MagTrack's coarse estimate */
 	struct ms_track_params p;
 	ms_track_params_default(&p);
@@ -799,6 +828,38 @@ static int all_nan(const float *v, size_t n)
 	return 1;
 }
 
+/* Track beads near and past the ROI's edges and corners, and pure noise;
+ * count results that are neither flagged NaN nor inside the ROI. */
+static int robust_sweep(const struct ms_tracker *t, struct ms_track_ws *ws, float *roi,
+			float *prof, int *nflagged)
+{
+	struct ms_rng g;
+	ms_rng_seed(&g, 77);
+	struct ms_xyz o;
+	int inconsistent = 0, flagged = 0;
+	for (int i = 0; i < 300; i++) {
+		if (i < 200) {
+			double cx = -8 + 80 * ms_rng_uniform(&g), cy = i % 2 ? 2 : 61;
+			if (i % 3 == 0)
+				cx = 1.5, cy = -8 + 80 * ms_rng_uniform(&g);
+			ms_synth_bead(roi, 64, 64, 64, cx, cy, -3000 + 30 * i, 1);
+		} else {
+			for (int k = 0; k < 64 * 64; k++)
+				roi[k] = (float)(i % 2 ? 1000 * ms_rng_uniform(&g)
+						       : ms_rng_poisson(&g, 3));
+		}
+		ms_track_roi_f32(t, ws, roi, 0, NAN, &o, prof);
+		int xy_bad = (o.flags & MS_TRK_XY_BAD) != 0;
+		flagged += o.flags != 0;
+		if (xy_bad != (isnan(o.x) || isnan(o.y)) || (!xy_bad && !(o.x >= 0 && o.x <= 63 &&
+		    o.y >= 0 && o.y <= 63)) || (isnan(o.z) != ((o.flags & (MS_TRK_Z_BAD |
+		    MS_TRK_Z_EDGE | MS_TRK_XY_BAD)) != 0)) || (xy_bad && !all_nan(prof, 32)))
+			inconsistent++;
+	}
+	*nflagged = flagged;
+	return inconsistent;
+}
+
 static void test_robust(void)
 {
 	struct ms_zlut lut;
@@ -858,30 +919,17 @@ static void test_robust(void)
 
 	/* beads near and past the ROI's edges and corners, and pure noise:
 	 * whatever comes out is flagged NaN or a position inside the ROI */
-	struct ms_rng g;
-	ms_rng_seed(&g, 77);
-	int inconsistent = 0, flagged = 0, n = 0;
-	for (int i = 0; i < 300; i++, n++) {
-		if (i < 200) {
-			double cx = -8 + 80 * ms_rng_uniform(&g), cy = i % 2 ? 2 : 61;
-			if (i % 3 == 0)
-				cx = 1.5, cy = -8 + 80 * ms_rng_uniform(&g);
-			ms_synth_bead(roi, 64, 64, 64, cx, cy, -3000 + 30 * i, 1);
-		} else {
-			for (int k = 0; k < 64 * 64; k++)
-				roi[k] = (float)(i % 2 ? 1000 * ms_rng_uniform(&g)
-						       : ms_rng_poisson(&g, 3));
-		}
-		ms_track_roi_f32(t, ws, roi, 0, NAN, &o, prof);
-		int xy_bad = (o.flags & MS_TRK_XY_BAD) != 0;
-		flagged += o.flags != 0;
-		if (xy_bad != (isnan(o.x) || isnan(o.y)) || (!xy_bad && !(o.x >= 0 && o.x <= 63 &&
-		    o.y >= 0 && o.y <= 63)) || (isnan(o.z) != ((o.flags & (MS_TRK_Z_BAD |
-		    MS_TRK_Z_EDGE | MS_TRK_XY_BAD)) != 0)))
-			inconsistent++;
-	}
-	tap_int(inconsistent, 0, "%d edge, corner and noise ROIs: every result either flagged "
-		"NaN or inside the ROI (%d flagged)", n, flagged);
+	int flagged, bad = robust_sweep(t, ws, roi, prof, &flagged);
+	tap_int(bad, 0, "300 edge, corner and noise ROIs: every result either flagged NaN or "
+		"inside the ROI (%d flagged)", flagged);
+	struct ms_track_params pf = p;
+	pf.xy = MS_XY_AUTOCONV_FINE;
+	struct ms_tracker *tf = ms_tracker_new(&pf, &lut, &e);
+	struct ms_track_ws *wf = ms_track_ws_new(tf, &e);
+	bad = robust_sweep(tf, wf, roi, prof, &flagged);
+	tap_int(bad, 0, "the same with autoconv-fine (%d flagged)", flagged);
+	ms_track_ws_free(wf);
+	ms_tracker_free(tf);
 
 	/* a bead sitting at a corner breaks the autoconvolution's parabola */
 	ms_synth_bead(roi, 64, 64, 64, 0, 0, 0, 1);
