@@ -166,7 +166,7 @@ static void bench_size(struct bench *b, int w)
 	float **profs = ms_xmalloc(nroi * sizeof *profs);
 	for (int i = 0; i < nroi; i++) {
 		profs[i] = ms_xmalloc(plen * sizeof(float));
-		ms_radial_profile(rois + i * w2, w, cx[i], cy[i], 1, MS_PROFILE_LINEAR, profs[i], ps);
+		ms_radial_profile(rois + i * w2, w, cx[i], cy[i], 1, p.weighting, profs[i], ps);
 	}
 	double rate, x, y, sink = 0;
 	int hl = ms_autoconv_half_lines(w, p.line_ratio);
@@ -197,6 +197,9 @@ static void bench_size(struct bench *b, int w)
 	TIME_LOOP(b, nroi, ms_radial_profile(rois + i * w2, w, cx[i], cy[i], 1,
 					     MS_PROFILE_LINEAR, prof, ps); sink += prof[3]);
 	add_row(b, "profile-linear", w, "f32", 1, rate);
+	TIME_LOOP(b, nroi, ms_radial_profile(rois + i * w2, w, cx[i], cy[i], 1,
+					     MS_PROFILE_CUBIC, prof, ps); sink += prof[3]);
+	add_row(b, "profile-cubic", w, "f32", 1, rate);
 	for (int m = MS_Z_PEARSON; m <= MS_Z_SSD; m++) {
 		unsigned fl = 0;
 		TIME_LOOP(b, nroi, ms_z_normalise(profs[i], plen, pn);

@@ -19,7 +19,7 @@
 #include "frame.h"
 
 enum ms_com_bg { MS_COM_BG_NONE, MS_COM_BG_MEAN, MS_COM_BG_MEDIAN };
-enum ms_weighting { MS_PROFILE_NEAREST, MS_PROFILE_LINEAR };
+enum ms_weighting { MS_PROFILE_NEAREST, MS_PROFILE_LINEAR, MS_PROFILE_CUBIC };
 enum ms_z_method { MS_Z_PEARSON, MS_Z_SSD };
 
 /* What went wrong with one ROI (ms_xyz.flags). */
@@ -128,6 +128,10 @@ size_t ms_profile_scratch_len(int w, int oversample);
  *            each bin is the mean of its pixels.
  *   LINEAR:  the pixel is split between bins floor(s) and floor(s)+1 with
  *            weights 1-frac(s) and frac(s); each bin is the weighted mean.
+ *   CUBIC:   as LINEAR with the uniform cubic B-spline kernel: bins
+ *            floor(s)-1 .. floor(s)+2, weight B3(s - bin). Smoother in the
+ *            centre, so the profile of a bead depends least on where its
+ *            centre falls within a pixel.
  * Pixels that would fall beyond the last bin are dropped; a bin that gets
  * nothing is NaN. Returns 0, or -1 (all NaN) when x or y is not finite.
  */

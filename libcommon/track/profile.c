@@ -1,7 +1,7 @@
 /*
- * profile: the radial profile about a sub-pixel centre, MagTrack's
- * nearest-bin mean or a linear split between the two bins around each
- * pixel's radius. Per row, the bin index (and split fraction) of every
+ * profile: the radial profile about a sub-pixel centre: MagTrack's
+ * nearest-bin mean, or each pixel spread over the bins around its radius
+ * with linear or cubic B-spline weights. Per row, the bin index (and split fraction) of every
  * pixel inside the profile's disc is computed four lanes at a time
  * (sqrt and rounding vectorise; scattering into bins cannot), then the
  * pixels are scattered into interleaved sets of accumulators so that
@@ -32,11 +32,20 @@ size_t ms_profile_len(int w, int oversample)
 
 typedef double v2d __attribute__((vector_size(16)));
 
-/* Layout: idx row (ints), frac row, pad to 16 bytes, NSETS x (nb + 2) v2d. */
+/* Accumulators per set: bins -1 .. nb+3, stored from index 0 (the cubic
+ * kernel reaches one bin below floor(s) and two above, and s is capped at
+ * nb+1). */
+static size_t acc_len(int nb)
+{
+	return (size_t)nb + 5;
+}
+
+/* Layout: idx row (ints), 4 weight rows, pad to 16 bytes, NSETS accumulator
+ * sets of (sum, weight) pairs. */
 size_t ms_profile_scratch_len(int w, int oversample)
 {
-	size_t nb = ms_profile_len(w, oversample);
-	return 2 * ms_pad4(w + 4) + 4 + NSETS * 4 * (nb + 2);
+	int nb = (int)ms_profile_len(w, oversample);
+	return 5 * ms_pad4(w + 4) + 4 + NSETS * 4 * acc_len(nb);
 }
 
 int ms_radial_profile(const float *roi, int w, double x, double y, int oversample,
@@ -48,20 +57,23 @@ int ms_radial_profile(const float *roi, int w, double x, double y, int oversampl
 			prof[b] = NAN;
 		return -1;
 	}
+	size_t rl = ms_pad4(w + 4);
 	int *idx = (int *)scratch;
-	float *frac = scratch + ms_pad4(w + 4);
-	uintptr_t a = (uintptr_t)(scratch + 2 * ms_pad4(w + 4));
+	float *w0 = scratch + rl, *w1 = w0 + rl, *w2 = w1 + rl, *w3 = w2 + rl;
+	uintptr_t a = (uintptr_t)(scratch + 5 * rl);
 	v2d *acc = (v2d *)((a + 15) & ~(uintptr_t)15);
-	size_t na = (size_t)nb + 2;
+	size_t na = acc_len(nb);
 	memset(acc, 0, NSETS * na * sizeof *acc);
 
 	float os = (float)oversample;
-	/* pixels at s >= nb + 1 cannot reach bin nb-1 in either mode */
+	/* Only pixels at s < nb + 1 can reach bin nb-1 (the cubic kernel's
+	 * reach); farther ones are capped at a radius whose weights all land
+	 * in dropped bins: nb for nearest and linear, nb + 1 for cubic. */
 	double rmax = (nb + 1.0) / oversample, rmax2 = rmax * rmax;
 	const ms_v4f lane = {0, 1, 2, 3}, vos = ms_v4_set1(os);
 	const ms_v4f magic = ms_v4_set1(12582912.0f);	/* 1.5 * 2^23: round to even */
-	const ms_v4f cap = ms_v4_set1((float)nb);
-	int linear = wt == MS_PROFILE_LINEAR;
+	const ms_v4f cap = ms_v4_set1((float)(wt == MS_PROFILE_CUBIC ? nb + 1 : nb));
+	const ms_v4f one = ms_v4_set1(1), sixth = ms_v4_set1(1.0f / 6);
 
 	int rlo = (int)ceil(y - rmax), rhi = (int)floor(y + rmax);
 	if (rlo < 0)
@@ -88,34 +100,55 @@ int ms_radial_profile(const float *roi, int w, double x, double y, int oversampl
 			/* beyond-range pixels clamp to bin nb, which is dropped */
 			ms_v4i big = sv > cap;
 			sv = (ms_v4f)(((ms_v4i)sv & ~big) | ((ms_v4i)cap & big));
-			if (linear) {
-				ms_v4i k = __builtin_convertvector(sv, ms_v4i);
-				ms_v4i_store(idx + i, k);
-				ms_v4_store(frac + i, sv - __builtin_convertvector(k, ms_v4f));
-			} else {
+			/* idx is stored +1: accumulator j holds bin j-1 */
+			if (wt == MS_PROFILE_NEAREST) {
 				ms_v4f k = (sv + magic) - magic;
-				ms_v4i_store(idx + i, __builtin_convertvector(k, ms_v4i));
+				ms_v4i_store(idx + i, __builtin_convertvector(k, ms_v4i) + 1);
+				continue;
+			}
+			ms_v4i k = __builtin_convertvector(sv, ms_v4i);
+			ms_v4f t = sv - __builtin_convertvector(k, ms_v4f), u = one - t;
+			ms_v4i_store(idx + i, k + 1);
+			if (wt == MS_PROFILE_LINEAR) {
+				ms_v4_store(w0 + i, u);
+				ms_v4_store(w1 + i, t);
+			} else {
+				/* uniform cubic B-spline at distances 1+t, t, 1-t, 2-t */
+				ms_v4f t2 = t * t, t3 = t2 * t;
+				ms_v4_store(w0 + i, u * u * u * sixth);
+				ms_v4_store(w1 + i, (3 * t3 - 6 * t2 + 4) * sixth);
+				ms_v4_store(w2 + i, (-3 * t3 + 3 * t2 + 3 * t + 1) * sixth);
+				ms_v4_store(w3 + i, t3 * sixth);
 			}
 		}
 		const float *row = roi + (size_t)r * w + clo;
-		if (linear) {
-			for (int i = 0; i < n; i++) {
-				v2d *set = acc + (size_t)(i & (NSETS - 1)) * na;
-				double f = frac[i], v = row[i];
-				set[idx[i]] += (v2d){(1 - f) * v, 1 - f};
-				set[idx[i] + 1] += (v2d){f * v, f};
-			}
-		} else {
+		if (wt == MS_PROFILE_NEAREST) {
 			for (int i = 0; i < n; i++) {
 				v2d *set = acc + (size_t)(i & (NSETS - 1)) * na;
 				set[idx[i]] += (v2d){row[i], 1};
 			}
+		} else if (wt == MS_PROFILE_LINEAR) {
+			for (int i = 0; i < n; i++) {
+				v2d *set = acc + (size_t)(i & (NSETS - 1)) * na + idx[i];
+				double v = row[i], f0 = w0[i], f1 = w1[i];
+				set[0] += (v2d){f0 * v, f0};
+				set[1] += (v2d){f1 * v, f1};
+			}
+		} else {
+			for (int i = 0; i < n; i++) {
+				v2d *set = acc + (size_t)(i & (NSETS - 1)) * na + idx[i];
+				double v = row[i], f0 = w0[i], f1 = w1[i], f2 = w2[i], f3 = w3[i];
+				set[-1] += (v2d){f0 * v, f0};
+				set[0] += (v2d){f1 * v, f1};
+				set[1] += (v2d){f2 * v, f2};
+				set[2] += (v2d){f3 * v, f3};
+			}
 		}
 	}
 	for (int b = 0; b < nb; b++) {
-		v2d t = acc[b];
+		v2d t = acc[b + 1];
 		for (int j = 1; j < NSETS; j++)
-			t += acc[(size_t)j * na + b];
+			t += acc[(size_t)j * na + b + 1];
 		prof[b] = t[1] > 0 ? (float)(t[0] / t[1]) : NAN;
 	}
 	return 0;

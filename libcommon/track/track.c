@@ -14,7 +14,7 @@
 
 const char *const ms_com_bg_names[] = {"none", "mean", "median", NULL};
 const char *const ms_xy_names[] = {"com", "autoconv", "autoconv-fine", NULL};
-const char *const ms_weighting_names[] = {"nearest", "linear", NULL};
+const char *const ms_weighting_names[] = {"nearest", "linear", "cubic", NULL};
 const char *const ms_z_names[] = {"pearson", "ssd", NULL};
 
 struct ms_tracker {
@@ -48,7 +48,7 @@ void ms_track_params_default(struct ms_track_params *p)
 	p->line_ratio = 0.1;
 	p->xy_n_local = 5;
 	p->oversample = 1;
-	p->weighting = MS_PROFILE_LINEAR;
+	p->weighting = MS_PROFILE_CUBIC;
 	p->z = MS_Z_PEARSON;
 	p->z_n_local = 7;
 }
@@ -78,7 +78,7 @@ static int check_params(const struct ms_track_params *p, ms_err *e)
 				  p->xy_n_local, p->roi_size - 3);
 	if (p->oversample < 1 || p->oversample > 16)
 		return ms_err_set(e, "profile oversample %d not in 1..16", p->oversample);
-	if ((unsigned)p->weighting > MS_PROFILE_LINEAR)
+	if ((unsigned)p->weighting > MS_PROFILE_CUBIC)
 		return ms_err_set(e, "unknown profile weighting %d", (int)p->weighting);
 	if ((unsigned)p->z > MS_Z_SSD)
 		return ms_err_set(e, "unknown z method %d", (int)p->z);
@@ -100,6 +100,13 @@ static int check_lut(const struct ms_track_params *p, size_t plen, const struct 
 	if (lut->oversample && lut->oversample != p->oversample)
 		return ms_err_set(e, "Z-LUT was made with profile oversample %d, not %d",
 				  lut->oversample, p->oversample);
+	/* a table that does not say (MagScope's text form) holds MagScope's
+	 * nearest-bin profiles: matching it with other profiles would give a
+	 * plausible but wrong z, so that is an error too */
+	if (!lut->weighting[0] && p->weighting != MS_PROFILE_NEAREST)
+		return ms_err_set(e, "Z-LUT does not say its profile weighting, so it is taken "
+				  "to be MagScope's 'nearest', not '%s'",
+				  ms_weighting_names[p->weighting]);
 	if (lut->weighting[0] && strcmp(lut->weighting, ms_weighting_names[p->weighting]))
 		return ms_err_set(e, "Z-LUT was made with '%.16s' profile weighting, not '%s'",
 				  lut->weighting, ms_weighting_names[p->weighting]);
