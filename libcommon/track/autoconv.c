@@ -189,7 +189,7 @@ int ms_autoconv(const float *roi, int w, double x_old, double y_old, int half_li
 
 struct ms_acfine {
 	int w, n;		/* ROI size, FFT length 2w */
-	kiss_fftr_cfg fwd, inv;
+	kiss_fftr_cfg fwd;
 	float *ly, *lx, *t;	/* band profiles, FFT time buffer [n] */
 	kiss_fft_cpx *f;	/* [n/2 + 1] */
 };
@@ -202,12 +202,11 @@ struct ms_acfine *ms_acfine_new(int w)
 	a->w = w;
 	a->n = 2 * w;
 	a->fwd = kiss_fftr_alloc(a->n, 0, NULL, NULL);
-	a->inv = kiss_fftr_alloc(a->n, 1, NULL, NULL);
 	a->ly = calloc(ms_pad4(w), sizeof(float));
 	a->lx = calloc(ms_pad4(w), sizeof(float));
 	a->t = calloc((size_t)a->n, sizeof(float));
 	a->f = calloc((size_t)a->n / 2 + 1, sizeof *a->f);
-	if (!a->fwd || !a->inv || !a->ly || !a->lx || !a->t || !a->f) {
+	if (!a->fwd || !a->ly || !a->lx || !a->t || !a->f) {
 		ms_acfine_free(a);
 		return NULL;
 	}
@@ -219,7 +218,6 @@ void ms_acfine_free(struct ms_acfine *a)
 	if (!a)
 		return;
 	kiss_fftr_free(a->fwd);
-	kiss_fftr_free(a->inv);
 	free(a->ly);
 	free(a->lx);
 	free(a->t);
@@ -228,45 +226,31 @@ void ms_acfine_free(struct ms_acfine *a)
 }
 
 /*
- * Centre of a prepared (mean-subtracted, windowed) line. Its spectrum S,
- * zero-padded to n = 2w so that the circular convolution is the linear
- * one, gives the autoconvolution C(tau) = sum_k wt_k Re(S_k^2 e^{i w_k tau})
- * at every real lag, the band-limited interpolant of the integer-lag
- * values. For a line symmetric about c (band-limited, as a sampled bead
- * profile is) C is exactly symmetric about 2c, so its peak has none of the
- * parabola's pixel locking. The start is MagTrack's integer argmax over
- * the 'same' lags, then Newton on C'(tau) = 0.
+ * Centre of a prepared (mean-subtracted, windowed) line, starting from c0.
+ * Its spectrum S, zero-padded to n = 2w so that the circular convolution
+ * is the linear one, gives the autoconvolution C(tau) = sum_k wt_k
+ * Re(S_k^2 e^{i w_k tau}) at every real lag: the band-limited interpolant
+ * of the integer-lag values. For a line symmetric about c (band-limited,
+ * as a sampled bead profile is) C is exactly symmetric about 2c, so its
+ * peak has none of the parabola's pixel locking. Newton's method on
+ * C'(tau) = 0 from tau = 2 c0 finds it; c0 comes from MagTrack's global
+ * argmax (the half-pixel step) or a previous step, so it is within the
+ * peak's concave core.
  */
-static double line_centre_fine(struct ms_acfine *a, const float *line)
+static double line_centre_fine(struct ms_acfine *a, const float *line, double c0)
 {
 	int w = a->w, n = a->n, nh = n / 2, R = (w - 1) / 2;
+	double s2r[257], s2i[257];	/* S^2; nh <= 256 */
 	memcpy(a->t, line, (size_t)w * sizeof *line);
 	memset(a->t + w, 0, (size_t)(n - w) * sizeof *a->t);
 	kiss_fftr(a->fwd, a->t, a->f);
 	for (int k = 0; k <= nh; k++) {
-		float re = a->f[k].r, im = a->f[k].i;
-		a->f[k].r = re * re - im * im;
-		a->f[k].i = 2 * re * im;
+		double re = a->f[k].r, im = a->f[k].i;
+		s2r[k] = re * re - im * im;
+		s2i[k] = 2 * re * im;
 	}
-	/* keep S^2 in double for Newton; the float copy goes through the
-	 * inverse FFT to the integer-lag convolution */
-	double s2r[257], s2i[257];
-	for (int k = 0; k <= nh; k++) {
-		s2r[k] = a->f[k].r;
-		s2i[k] = a->f[k].i;
-	}
-	kiss_fftri(a->inv, a->f, a->t);
-	int best = R;
-	for (int m = R + 1; m < R + w; m++)
-		if (a->t[m] > a->t[best])
-			best = m;
-	/* MagTrack's 5-point rule: a peak within 2 lags of the 'same' range's
-	 * ends is too near the edge to trust */
-	if (!isfinite(a->t[best]) || best - R <= 2 || best - R >= w - 3)
-		return NAN;
-
-	double tau = best, dw = 2 * M_PI / n;
-	for (int it = 0; it < 8; it++) {
+	double tau0 = 2 * c0, tau = tau0, dw = 2 * M_PI / n;
+	for (int it = 0; it < 10; it++) {
 		double c1 = cos(dw * tau), s1 = sin(dw * tau);
 		double er = 1, ei = 0, d1 = 0, d2 = 0;	/* e = e^{i w_k tau} */
 		for (int k = 1; k <= nh; k++) {
@@ -281,15 +265,17 @@ static double line_centre_fine(struct ms_acfine *a, const float *line)
 		if (!(d2 < 0))
 			return NAN;
 		double step = -d1 / d2;
-		if (step > 0.5)	/* stay in the argmax's basin */
+		if (step > 0.5)	/* stay on the start's peak */
 			step = 0.5;
 		if (step < -0.5)
 			step = -0.5;
 		tau += step;
-		if (fabs(step) < 1e-7)
+		if (fabs(step) < 1e-6)
 			break;
 	}
-	if (!(fabs(tau - best) <= 1))
+	/* a peak that wandered off, or (MagTrack's 5-point rule) within 2 lags
+	 * of the 'same' range's ends, is not trusted */
+	if (!(fabs(tau - tau0) <= 2) || tau - R <= 2 || tau - R >= w - 3)
 		return NAN;
 	return tau / 2;
 }
@@ -302,7 +288,7 @@ int ms_autoconv_fine(const float *roi, int w, double x_old, double y_old, int ha
 		return -1;
 	line_prep(a->ly, w, y_old);
 	line_prep(a->lx, w, x_old);
-	double ny = line_centre_fine(a, a->ly), nx = line_centre_fine(a, a->lx);
+	double ny = line_centre_fine(a, a->ly, y_old), nx = line_centre_fine(a, a->lx, x_old);
 	if (!isfinite(nx) || !isfinite(ny) || nx < 0 || nx > w - 1 || ny < 0 || ny > w - 1)
 		return -1;
 	*x = nx;

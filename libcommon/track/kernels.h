@@ -99,8 +99,10 @@ int ms_autoconv(const float *roi, int w, double x_old, double y_old, int half_li
 /*
  * The same multi-line step with the sub-pixel peak taken exactly: the
  * autoconvolution's band-limited (Fourier) interpolant is maximised by
- * Newton's method from MagTrack's integer argmax, instead of fitting a
- * parabola to 5 integer lags. A symmetric bead then gives its centre at
+ * Newton's method, instead of fitting a parabola to 5 integer lags. Newton
+ * starts at the old estimate, so that must already be on the right peak
+ * (within about half a pixel): run a half-pixel ms_autoconv first, as
+ * MagTrack's pipeline does. A symmetric bead then gives its centre at
  * any sub-pixel offset, without the parabola's pixel-locking bias (about
  * 0.007 px at worst for a 64 px ROI). Needs a per-thread ms_acfine (FFT
  * plans and buffers for one ROI size). Returns 0, or -1 with NaN.
@@ -118,7 +120,8 @@ int ms_autoconv_half_lines(int w, double line_ratio);
 
 /* Number of bins of a radial profile: (w/2) * oversample. */
 size_t ms_profile_len(int w, int oversample);
-/* Floats of scratch ms_radial_profile needs. */
+/* Floats of scratch ms_radial_profile needs; allocate it (malloc), since it
+ * also holds ints. */
 size_t ms_profile_scratch_len(int w, int oversample);
 
 /*

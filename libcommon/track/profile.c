@@ -1,12 +1,12 @@
 /*
  * profile: the radial profile about a sub-pixel centre: MagTrack's
  * nearest-bin mean, or each pixel spread over the bins around its radius
- * with linear or cubic B-spline weights. Per row, the bin index (and split fraction) of every
- * pixel inside the profile's disc is computed four lanes at a time
- * (sqrt and rounding vectorise; scattering into bins cannot), then the
- * pixels are scattered into interleaved sets of accumulators so that
- * neighbouring pixels landing in the same bin do not wait on each other's
- * store. Rows and columns outside the disc are never visited. See
+ * with linear or cubic B-spline weights. Per row, the bin index and
+ * weights of every pixel inside the profile's disc are computed four lanes
+ * at a time (sqrt and rounding vectorise; scattering into bins cannot),
+ * then the pixels are scattered into interleaved sets of accumulators so
+ * that neighbouring pixels landing in the same bin do not wait on each
+ * other's store. Rows and columns outside the disc are never visited. See
  * kernels.h.
  */
 #include "track/kernels.h"
@@ -22,15 +22,16 @@ size_t ms_profile_len(int w, int oversample)
 	return (size_t)(w / 2) * oversample;
 }
 
-/* Layout: idx row (ints), frac row, then 2 x (sum, weight) x (nb + 2) doubles. */
 /* Pixels scatter into NSETS interleaved accumulator sets (pixel i of a row
  * into set i % NSETS): along a row near the top or bottom of the disc many
  * neighbours share a bin, and one set would chain every update on the
- * store before it. Each accumulator is a (sum, weight) pair of doubles,
- * updated with one 2-lane add. */
+ * store before it. A set is (sum, weight) float pairs, bin after bin, so
+ * one 4-lane add updates two neighbouring bins: one per pixel for linear,
+ * two for cubic. Float sums are exact enough here: a bin holds at most a
+ * few thousand pixels. */
 #define NSETS 8
 
-typedef double v2d __attribute__((vector_size(16)));
+typedef float v2f __attribute__((vector_size(8)));
 
 /* Accumulators per set: bins -1 .. nb+3, stored from index 0 (the cubic
  * kernel reaches one bin below floor(s) and two above, and s is capped at
@@ -45,7 +46,7 @@ static size_t acc_len(int nb)
 size_t ms_profile_scratch_len(int w, int oversample)
 {
 	int nb = (int)ms_profile_len(w, oversample);
-	return 5 * ms_pad4(w + 4) + 4 + NSETS * 4 * acc_len(nb);
+	return 5 * ms_pad4(w + 4) + 4 + NSETS * 2 * acc_len(nb);
 }
 
 int ms_radial_profile(const float *roi, int w, double x, double y, int oversample,
@@ -61,8 +62,8 @@ int ms_radial_profile(const float *roi, int w, double x, double y, int oversampl
 	int *idx = (int *)scratch;
 	float *w0 = scratch + rl, *w1 = w0 + rl, *w2 = w1 + rl, *w3 = w2 + rl;
 	uintptr_t a = (uintptr_t)(scratch + 5 * rl);
-	v2d *acc = (v2d *)((a + 15) & ~(uintptr_t)15);
-	size_t na = acc_len(nb);
+	float *acc = (float *)((a + 15) & ~(uintptr_t)15);
+	size_t na = 2 * acc_len(nb);	/* floats per set */
 	memset(acc, 0, NSETS * na * sizeof *acc);
 
 	float os = (float)oversample;
@@ -124,32 +125,34 @@ int ms_radial_profile(const float *roi, int w, double x, double y, int oversampl
 		const float *row = roi + (size_t)r * w + clo;
 		if (wt == MS_PROFILE_NEAREST) {
 			for (int i = 0; i < n; i++) {
-				v2d *set = acc + (size_t)(i & (NSETS - 1)) * na;
-				set[idx[i]] += (v2d){row[i], 1};
+				float *set = acc + (size_t)(i & (NSETS - 1)) * na + 2 * idx[i];
+				v2f t;
+				memcpy(&t, set, sizeof t);
+				t += (v2f){row[i], 1};
+				memcpy(set, &t, sizeof t);
 			}
 		} else if (wt == MS_PROFILE_LINEAR) {
 			for (int i = 0; i < n; i++) {
-				v2d *set = acc + (size_t)(i & (NSETS - 1)) * na + idx[i];
-				double v = row[i], f0 = w0[i], f1 = w1[i];
-				set[0] += (v2d){f0 * v, f0};
-				set[1] += (v2d){f1 * v, f1};
+				float *set = acc + (size_t)(i & (NSETS - 1)) * na + 2 * idx[i];
+				float v = row[i], f0 = w0[i], f1 = w1[i];
+				ms_v4_store(set, ms_v4_load(set) + (ms_v4f){f0 * v, f0, f1 * v, f1});
 			}
 		} else {
 			for (int i = 0; i < n; i++) {
-				v2d *set = acc + (size_t)(i & (NSETS - 1)) * na + idx[i];
-				double v = row[i], f0 = w0[i], f1 = w1[i], f2 = w2[i], f3 = w3[i];
-				set[-1] += (v2d){f0 * v, f0};
-				set[0] += (v2d){f1 * v, f1};
-				set[1] += (v2d){f2 * v, f2};
-				set[2] += (v2d){f3 * v, f3};
+				float *set = acc + (size_t)(i & (NSETS - 1)) * na + 2 * idx[i];
+				float v = row[i], f0 = w0[i], f1 = w1[i], f2 = w2[i], f3 = w3[i];
+				ms_v4_store(set - 2, ms_v4_load(set - 2) + (ms_v4f){f0 * v, f0, f1 * v, f1});
+				ms_v4_store(set + 2, ms_v4_load(set + 2) + (ms_v4f){f2 * v, f2, f3 * v, f3});
 			}
 		}
 	}
 	for (int b = 0; b < nb; b++) {
-		v2d t = acc[b + 1];
-		for (int j = 1; j < NSETS; j++)
-			t += acc[(size_t)j * na + b + 1];
-		prof[b] = t[1] > 0 ? (float)(t[0] / t[1]) : NAN;
+		double sum = 0, wsum = 0;
+		for (int j = 0; j < NSETS; j++) {
+			sum += acc[(size_t)j * na + 2 * (b + 1)];
+			wsum += acc[(size_t)j * na + 2 * (b + 1) + 1];
+		}
+		prof[b] = wsum > 0 ? (float)(sum / wsum) : NAN;
 	}
 	return 0;
 }

@@ -261,6 +261,11 @@ static void track_core(const struct ms_tracker *t, struct ms_track_ws *ws, const
 	double x, y;
 	out->x = out->y = out->z = NAN;
 	out->flags = 0;
+	if (ws->t != t) {	/* a workspace's buffers are sized for its own tracker */
+		out->flags = MS_TRK_XY_BAD | zbad;
+		fail_profile(t, profile);
+		return;
+	}
 	if (ms_roi_flat(roi, (size_t)w * w)) {
 		out->flags = MS_TRK_EMPTY | MS_TRK_XY_BAD | zbad;
 		fail_profile(t, profile);
@@ -273,6 +278,8 @@ static void track_core(const struct ms_tracker *t, struct ms_track_ws *ws, const
 		bad = (p->xy == MS_XY_AUTOCONV_FINE
 		       ? ms_autoconv_fine(roi, w, x, y, t->half_lines, ws->acf, &x, &y)
 		       : ms_autoconv(roi, w, x, y, t->half_lines, p->xy_n_local, ws->ac, &x, &y)) < 0;
+	/* negative float pixels can put a plain centre of mass outside */
+	bad |= !(x >= 0 && x <= w - 1 && y >= 0 && y <= w - 1);
 	if (bad) {
 		out->flags = MS_TRK_XY_BAD | zbad;
 		fail_profile(t, profile);
@@ -302,8 +309,8 @@ void ms_track_roi(const struct ms_tracker *t, struct ms_track_ws *ws, const stru
 	int w = t->w;
 	double bg = 0;
 	int want_median = t->p.com_bg == MS_COM_BG_MEDIAN;
-	if (ms_roi_load(in->frame, in->fmt, in->stride, in->x0, in->y0, w, ws->roi,
-			want_median ? &bg : NULL, ws->hist) < 0) {
+	if (ws->t != t || ms_roi_load(in->frame, in->fmt, in->stride, in->x0, in->y0, w, ws->roi,
+				      want_median ? &bg : NULL, ws->hist) < 0) {
 		out->x = out->y = out->z = NAN;
 		out->flags = MS_TRK_XY_BAD | (t->nplanes ? MS_TRK_Z_BAD : 0);
 		fail_profile(t, profile);

@@ -86,7 +86,8 @@ const struct ms_track_params *ms_tracker_params(const struct ms_tracker *t);
 size_t ms_tracker_nbeads(const struct ms_tracker *t);
 size_t ms_tracker_nplanes(const struct ms_tracker *t);
 
-/* Per-thread scratch for one tracker. */
+/* Per-thread scratch for one tracker (use it only with that tracker: with
+ * another, every ROI comes back XY_BAD). */
 struct ms_track_ws *ms_track_ws_new(const struct ms_tracker *t, ms_err *e);
 void ms_track_ws_free(struct ms_track_ws *ws);
 

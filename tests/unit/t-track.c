@@ -951,6 +951,27 @@ static void test_robust(void)
 	ms_track_roi(t, ws, &in, &o, NULL);
 	tap_ok(o.flags == (MS_TRK_XY_BAD | MS_TRK_Z_BAD), "an unknown pixel format: XY_BAD|Z_BAD");
 
+	struct ms_track_params p32 = p;
+	p32.roi_size = 32;
+	struct ms_tracker *t32 = ms_tracker_new(&p32, NULL, &e);
+	ms_synth_bead(roi, 64, 64, 64, 31.6, 32.2, 0, 2);
+	ms_track_roi_f32(t32, ws, roi, 0, NAN, &o, NULL);
+	tap_ok(o.flags == MS_TRK_XY_BAD && isnan(o.x), "a workspace of another tracker: XY_BAD");
+	ms_tracker_free(t32);
+
+	/* negative pixels, no background: a plain centre of mass may leave the ROI */
+	struct ms_track_params pc = p;
+	pc.com_bg = MS_COM_BG_NONE;
+	pc.xy = MS_XY_COM;
+	struct ms_tracker *tc = ms_tracker_new(&pc, NULL, &e);
+	struct ms_track_ws *wc = ms_track_ws_new(tc, &e);
+	for (int k = 0; k < 64 * 64; k++)
+		roi[k] = k % 64 < 10 ? -5.0f : 1.0f;
+	ms_track_roi_f32(tc, wc, roi, 0, NAN, &o, NULL);
+	tap_ok(o.flags == MS_TRK_XY_BAD && isnan(o.x), "a centre of mass outside the ROI: XY_BAD");
+	ms_track_ws_free(wc);
+	ms_tracker_free(tc);
+
 	/* beads near and past the ROI's edges and corners, and pure noise:
 	 * whatever comes out is flagged NaN or a position inside the ROI */
 	int flagged, bad = robust_sweep(t, ws, roi, prof, &flagged);
