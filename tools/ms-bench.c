@@ -1,8 +1,9 @@
 /*
  * ms-bench: tracking throughput, in ROIs per second, of each kernel and of
  * the whole XYZ pipeline (centre of mass, autoconvolution x(1+5), radial
- * profile, Pearson z on a 121-plane LUT; "xyz-pipeline" with MagTrack's
- * parabola, "xyz-fine" with the exact autoconvolution peak), at 64 and 128
+ * profile, Pearson z on a 121-plane LUT, all at the default parameters:
+ * "xyz-pipeline" with MagTrack's parabola, "xyz-fine" with the exact
+ * autoconvolution peak; both with the default cubic profile), at 64 and 128
  * px, from u8 and u16 frames, on 1 and 2 threads through ms_pool. The frames hold a grid
  * of synthetic ring beads (libcommon/track/synth) at random sub-pixel
  * offsets and heights, with Poisson noise. Prints a table; --tsv FILE
@@ -132,7 +133,9 @@ static void bench_size(struct bench *b, int w)
 	ms_track_params_default(&p);
 	p.roi_size = w;
 	size_t plen = ms_profile_len(w, p.oversample);
-	struct ms_zlut lut = {.nplanes = NPLANES, .plen = plen, .nbeads = 1, .roi_size = w};
+	struct ms_zlut lut = {.nplanes = NPLANES, .plen = plen, .nbeads = 1, .roi_size = w,
+			      .oversample = p.oversample};
+	snprintf(lut.weighting, sizeof lut.weighting, "%s", ms_weighting_names[p.weighting]);
 	lut.z_nm = ms_xmalloc(NPLANES * sizeof *lut.z_nm);
 	lut.profiles = ms_xmalloc(NPLANES * plen * sizeof *lut.profiles);
 	float *one = ms_xmalloc(w2 * sizeof *one);
