@@ -43,7 +43,7 @@ struct ms_track_params {
 	int oversample;		/* radial profile bins per pixel, 1..16; default 1 */
 	enum ms_weighting weighting;	/* default CUBIC (see ms_track_params_default) */
 	enum ms_z_method z;	/* default PEARSON */
-	int z_n_local;		/* odd, >= 3, <= planes: parabola points; default 7 */
+	int z_n_local;		/* odd, >= 3 (LUT needs z_n_local+2 planes); default 7 */
 };
 
 /*
