@@ -13,8 +13,8 @@
 #include "track/vec.h"
 
 const char *const ms_com_bg_names[] = {"none", "mean", "median", NULL};
-const char *const ms_xy_names[] = {"com", "autoconv", NULL};
-const char *const ms_weighting_names[] = {"nearest", "linear", NULL};
+const char *const ms_xy_names[] = {"com", "autoconv", "autoconv-fine", NULL};
+const char *const ms_weighting_names[] = {"nearest", "linear", "cubic", NULL};
 const char *const ms_z_names[] = {"pearson", "ssd", NULL};
 
 struct ms_tracker {
@@ -35,6 +35,7 @@ struct ms_track_ws {
 	float *pn;		/* zstride: the normalised profile */
 	float *scores;		/* nplanes */
 	uint32_t *hist;		/* MS_ROI_HIST_LEN */
+	struct ms_acfine *acf;	/* AUTOCONV_FINE's FFT plans, else NULL */
 	void *block;
 };
 
@@ -47,7 +48,7 @@ void ms_track_params_default(struct ms_track_params *p)
 	p->line_ratio = 0.1;
 	p->xy_n_local = 5;
 	p->oversample = 1;
-	p->weighting = MS_PROFILE_LINEAR;
+	p->weighting = MS_PROFILE_CUBIC;
 	p->z = MS_Z_PEARSON;
 	p->z_n_local = 7;
 }
@@ -66,7 +67,7 @@ static int check_params(const struct ms_track_params *p, ms_err *e)
 		return ms_err_set(e, "ROI size %d is not an even number from 8 to 256", p->roi_size);
 	if ((unsigned)p->com_bg > MS_COM_BG_MEDIAN)
 		return ms_err_set(e, "unknown centre-of-mass background %d", (int)p->com_bg);
-	if ((unsigned)p->xy > MS_XY_AUTOCONV)
+	if ((unsigned)p->xy > MS_XY_AUTOCONV_FINE)
 		return ms_err_set(e, "unknown x/y method %d", (int)p->xy);
 	if (p->autoconv_iters < 0 || p->autoconv_iters > 100)
 		return ms_err_set(e, "autoconvolution iterations %d not in 0..100", p->autoconv_iters);
@@ -77,7 +78,7 @@ static int check_params(const struct ms_track_params *p, ms_err *e)
 				  p->xy_n_local, p->roi_size - 3);
 	if (p->oversample < 1 || p->oversample > 16)
 		return ms_err_set(e, "profile oversample %d not in 1..16", p->oversample);
-	if ((unsigned)p->weighting > MS_PROFILE_LINEAR)
+	if ((unsigned)p->weighting > MS_PROFILE_CUBIC)
 		return ms_err_set(e, "unknown profile weighting %d", (int)p->weighting);
 	if ((unsigned)p->z > MS_Z_SSD)
 		return ms_err_set(e, "unknown z method %d", (int)p->z);
@@ -99,6 +100,13 @@ static int check_lut(const struct ms_track_params *p, size_t plen, const struct 
 	if (lut->oversample && lut->oversample != p->oversample)
 		return ms_err_set(e, "Z-LUT was made with profile oversample %d, not %d",
 				  lut->oversample, p->oversample);
+	/* a table that does not say (MagScope's text form) holds MagScope's
+	 * nearest-bin profiles: matching it with other profiles would give a
+	 * plausible but wrong z, so that is an error too */
+	if (!lut->weighting[0] && p->weighting != MS_PROFILE_NEAREST)
+		return ms_err_set(e, "Z-LUT does not say its profile weighting, so it is taken "
+				  "to be MagScope's 'nearest', not '%s'",
+				  ms_weighting_names[p->weighting]);
 	if (lut->weighting[0] && strcmp(lut->weighting, ms_weighting_names[p->weighting]))
 		return ms_err_set(e, "Z-LUT was made with '%.16s' profile weighting, not '%s'",
 				  lut->weighting, ms_weighting_names[p->weighting]);
@@ -203,9 +211,11 @@ struct ms_track_ws *ms_track_ws_new(const struct ms_tracker *t, ms_err *e)
 		total += (sizes[i] + 63) & ~(size_t)63;
 	struct ms_track_ws *ws = calloc(1, sizeof *ws);
 	void *block = aligned_alloc(64, total);
-	if (!ws || !block) {
+	struct ms_acfine *acf = t->p.xy == MS_XY_AUTOCONV_FINE ? ms_acfine_new(t->w) : NULL;
+	if (!ws || !block || (t->p.xy == MS_XY_AUTOCONV_FINE && !acf)) {
 		free(ws);
 		free(block);
+		ms_acfine_free(acf);
 		ms_err_set(e, "cannot allocate a tracking workspace:");
 		return NULL;
 	}
@@ -213,6 +223,7 @@ struct ms_track_ws *ms_track_ws_new(const struct ms_tracker *t, ms_err *e)
 	char *cur = block;
 	ws->t = t;
 	ws->block = block;
+	ws->acf = acf;
 	ws->roi = carve(&cur, sizes[0]);
 	ws->tmp = carve(&cur, sizes[1]);
 	ws->ac = carve(&cur, sizes[2]);
@@ -228,6 +239,7 @@ void ms_track_ws_free(struct ms_track_ws *ws)
 {
 	if (!ws)
 		return;
+	ms_acfine_free(ws->acf);
 	free(ws->block);
 	free(ws);
 }
@@ -249,18 +261,25 @@ static void track_core(const struct ms_tracker *t, struct ms_track_ws *ws, const
 	double x, y;
 	out->x = out->y = out->z = NAN;
 	out->flags = 0;
+	if (ws->t != t) {	/* a workspace's buffers are sized for its own tracker */
+		out->flags = MS_TRK_XY_BAD | zbad;
+		fail_profile(t, profile);
+		return;
+	}
 	if (ms_roi_flat(roi, (size_t)w * w)) {
 		out->flags = MS_TRK_EMPTY | MS_TRK_XY_BAD | zbad;
 		fail_profile(t, profile);
 		return;
 	}
 	int bad = ms_com(roi, w, p->com_bg, bg, &x, &y, NULL) < 0;
-	if (!bad && p->xy == MS_XY_AUTOCONV) {
+	if (!bad && p->xy != MS_XY_COM)
 		bad = ms_autoconv(roi, w, x, y, 0, 0, ws->ac, &x, &y) < 0;
-		for (int i = 0; i < p->autoconv_iters && !bad; i++)
-			bad = ms_autoconv(roi, w, x, y, t->half_lines, p->xy_n_local, ws->ac, &x,
-					  &y) < 0;
-	}
+	for (int i = 0; i < p->autoconv_iters && !bad && p->xy != MS_XY_COM; i++)
+		bad = (p->xy == MS_XY_AUTOCONV_FINE
+		       ? ms_autoconv_fine(roi, w, x, y, t->half_lines, ws->acf, &x, &y)
+		       : ms_autoconv(roi, w, x, y, t->half_lines, p->xy_n_local, ws->ac, &x, &y)) < 0;
+	/* negative float pixels can put a plain centre of mass outside */
+	bad |= !(x >= 0 && x <= w - 1 && y >= 0 && y <= w - 1);
 	if (bad) {
 		out->flags = MS_TRK_XY_BAD | zbad;
 		fail_profile(t, profile);
@@ -290,8 +309,8 @@ void ms_track_roi(const struct ms_tracker *t, struct ms_track_ws *ws, const stru
 	int w = t->w;
 	double bg = 0;
 	int want_median = t->p.com_bg == MS_COM_BG_MEDIAN;
-	if (ms_roi_load(in->frame, in->fmt, in->stride, in->x0, in->y0, w, ws->roi,
-			want_median ? &bg : NULL, ws->hist) < 0) {
+	if (ws->t != t || ms_roi_load(in->frame, in->fmt, in->stride, in->x0, in->y0, w, ws->roi,
+				      want_median ? &bg : NULL, ws->hist) < 0) {
 		out->x = out->y = out->z = NAN;
 		out->flags = MS_TRK_XY_BAD | (t->nplanes ? MS_TRK_Z_BAD : 0);
 		fail_profile(t, profile);

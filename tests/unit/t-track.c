@@ -249,6 +249,15 @@ static void ref_profile(const float *img, int w, double x, double y, int os,
 					s[(int)k] += img[r * w + c];
 					n[(int)k] += 1;
 				}
+			} else if (wt == MS_PROFILE_CUBIC) {
+				for (int k = (int)floor(sv) - 1; k <= (int)floor(sv) + 2; k++) {
+					double d = fabs(sv - k), b3 = d < 1 ? 2.0 / 3 - d * d + d * d * d / 2
+						: d < 2 ? (2 - d) * (2 - d) * (2 - d) / 6 : 0;
+					if (k >= 0 && k < nb) {
+						s[k] += b3 * img[r * w + c];
+						n[k] += b3;
+					}
+				}
 			} else {
 				int k = (int)floor(sv);
 				double f = sv - k;
@@ -287,7 +296,7 @@ static void test_profile(void)
 	double worst = 0;
 	for (int w = 16; w <= 96; w += 40)
 		for (int os = 1; os <= 3; os++)
-			for (int wt = 0; wt < 2; wt++)
+			for (int wt = 0; wt < 3; wt++)
 				for (int rep = 0; rep < 4; rep++) {
 					float *img = xcalloc((size_t)w * w, 4);
 					float *ps = xcalloc(ms_profile_scratch_len(w, os), 4);
@@ -316,7 +325,7 @@ static void test_profile(void)
 					free(ps);
 					free(img);
 				}
-	tap_int(bad, 0, "radial profile equals a brute force (nearest and linear, oversample "
+	tap_int(bad, 0, "radial profile equals a brute force (nearest, linear, cubic, oversample "
 		"1-3, %d centres incl. edges; worst relative diff %.2g)", cases, worst);
 	tap_ok(nan_ok, "empty bins are NaN exactly where the brute force has none");
 
@@ -462,6 +471,35 @@ static void test_xy(void)
 		       "autoconv x/y at %d px, %s, %s: RMS %.4f <= 1.5 x %.4f", cfg[i].w,
 		       ms_pixfmt_name(cfg[i].fmt), cfg[i].noisy ? "Poisson noise" : "no noise",
 		       acc_rms(&a), cfg[i].measured);
+	}
+
+	/* the exact band-limited peak instead of the parabola */
+	static const struct {
+		int w;
+		enum ms_pixfmt fmt;
+		int noisy;
+		double scale, measured;
+	} fine[] = {
+		{64, MS_PIX_U16, 0, 20000, 4.2e-6},	/* float rounding and u16 quantisation */
+		{64, MS_PIX_U16, 1, 20000, 0.00175},
+		{64, MS_PIX_U8, 1, 120, 0.0256},
+		{128, MS_PIX_U16, 0, 20000, 4.4e-6},
+		{128, MS_PIX_U16, 1, 20000, 0.00201},
+	};
+	struct ms_track_params pf;
+	ms_track_params_default(&pf);
+	pf.xy = MS_XY_AUTOCONV_FINE;
+	for (size_t i = 0; i < sizeof fine / sizeof *fine; i++) {
+		int n = fine[i].w == 64 ? 80 : 40;
+		struct acc a = xy_run(fine[i].w, fine[i].fmt, fine[i].scale, fine[i].noisy, n, &pf,
+				      200 + i);
+		tap_diag("x/y %3d px %-3s %-5s, autoconv-fine: RMS %.2e px, max %.2e", fine[i].w,
+			 ms_pixfmt_name(fine[i].fmt), fine[i].noisy ? "noisy" : "clean",
+			 acc_rms(&a), a.max);
+		tap_ok(a.bad == 0 && acc_rms(&a) <= 1.5 * fine[i].measured,
+		       "autoconv-fine x/y at %d px, %s, %s: RMS %.2e <= 1.5 x %.2e", fine[i].w,
+		       ms_pixfmt_name(fine[i].fmt), fine[i].noisy ? "Poisson noise" : "no noise",
+		       acc_rms(&a), fine[i].measured);
 	}
 
 	/* the same through COM alone: MagTrack's coarse estimate */
@@ -651,10 +689,20 @@ static struct acc z_run(int w, enum ms_weighting wt, int os, enum ms_pixfmt fmt,
 	return a;
 }
 
+/* measured cubic z RMS (nm): 64 px, oversample 2, Poisson, 128 px */
+#define CUB1 4.0
+#define CUB2 2.85
+#define CUBN 5.0
+#define CUBB 4.2
+
 static void test_z_pipeline(void)
 {
 	struct acc xy = {0};
-	struct acc lin = z_run(64, MS_PROFILE_LINEAR, 1, MS_PIX_U16, 20000, 0, 100, 21, &xy);
+	struct acc cub = z_run(64, MS_PROFILE_CUBIC, 1, MS_PIX_U16, 20000, 0, 100, 21, &xy);
+	struct acc cub2 = z_run(64, MS_PROFILE_CUBIC, 2, MS_PIX_U16, 20000, 0, 100, 21, NULL);
+	struct acc cubn = z_run(64, MS_PROFILE_CUBIC, 1, MS_PIX_U16, 20000, 1, 100, 22, NULL);
+	struct acc cubb = z_run(128, MS_PROFILE_CUBIC, 1, MS_PIX_U16, 20000, 0, 40, 23, NULL);
+	struct acc lin = z_run(64, MS_PROFILE_LINEAR, 1, MS_PIX_U16, 20000, 0, 100, 21, NULL);
 	struct acc nea = z_run(64, MS_PROFILE_NEAREST, 1, MS_PIX_U16, 20000, 0, 100, 21, NULL);
 	struct acc lin2 = z_run(64, MS_PROFILE_LINEAR, 2, MS_PIX_U16, 20000, 0, 100, 21, NULL);
 	struct acc nea2 = z_run(64, MS_PROFILE_NEAREST, 2, MS_PIX_U16, 20000, 0, 100, 21, NULL);
@@ -666,14 +714,25 @@ static void test_z_pipeline(void)
 		 acc_rms(&nea2));
 	tap_diag("z 64 px Poisson (20000 counts), linear: %.2f nm; 128 px clean linear: %.2f nm",
 		 acc_rms(&noisy), acc_rms(&big));
+	tap_diag("z cubic: 64 px clean %.2f nm (max %.1f), oversample 2 %.2f nm, Poisson %.2f nm, "
+		 "128 px %.2f nm", acc_rms(&cub), cub.max, acc_rms(&cub2), acc_rms(&cubn),
+		 acc_rms(&cubb));
 	/* measured: linear 8.67, nearest 188, linear os2 14.4, nearest os2 48,
 	 * noisy 8.82, 128 px 8.85 (nm RMS) */
 	tap_ok(lin.bad == 0 && acc_rms(&lin) <= 1.5 * 8.67, "z with linear profiles: RMS %.2f nm",
 	       acc_rms(&lin));
 	tap_ok(nea.bad == 0 && acc_rms(&nea) <= 1.5 * 188, "z with nearest profiles: RMS %.1f nm",
 	       acc_rms(&nea));
-	tap_ok(acc_rms(&lin) * 5 < acc_rms(&nea), "linear binning beats nearest (the default's "
-	       "reason)");
+	tap_ok(acc_rms(&lin) * 5 < acc_rms(&nea) && acc_rms(&cub) * 1.5 < acc_rms(&lin),
+	       "cubic beats linear, which beats nearest (the default's reason)");
+	tap_ok(cub.bad == 0 && acc_rms(&cub) <= 1.5 * CUB1, "z with cubic profiles: RMS %.2f nm",
+	       acc_rms(&cub));
+	tap_ok(cub2.bad == 0 && acc_rms(&cub2) <= 1.5 * CUB2, "z, cubic, oversample 2: %.2f nm",
+	       acc_rms(&cub2));
+	tap_ok(cubn.bad == 0 && acc_rms(&cubn) <= 1.5 * CUBN, "z, cubic, Poisson noise: %.2f nm",
+	       acc_rms(&cubn));
+	tap_ok(cubb.bad == 0 && acc_rms(&cubb) <= 1.5 * CUBB, "z, cubic, 128 px: %.2f nm",
+	       acc_rms(&cubb));
 	tap_ok(lin2.bad == 0 && acc_rms(&lin2) <= 1.5 * 14.4, "z, linear, oversample 2: %.2f nm",
 	       acc_rms(&lin2));
 	tap_ok(noisy.bad == 0 && acc_rms(&noisy) <= 1.5 * 8.82, "z with Poisson noise: %.2f nm",
@@ -687,7 +746,7 @@ static void test_z_pipeline(void)
 static void test_multibead(void)
 {
 	struct ms_zlut lut;
-	lut_make(&lut, 64, 1, MS_PROFILE_LINEAR, 121, -6000, 100, 2, 500);
+	lut_make(&lut, 64, 1, MS_PROFILE_CUBIC, 121, -6000, 100, 2, 500);
 	struct ms_track_params p;
 	ms_track_params_default(&p);
 	ms_err e;
@@ -725,6 +784,7 @@ static void test_lut_checks(void)
 	lut.oversample = 0;
 	lut.weighting[0] = 0;
 	ms_track_params_default(&p);
+	p.weighting = MS_PROFILE_NEAREST;
 	tap_ok(ms_tracker_new(&p, &lut, &e) == NULL, "a LUT of 25-bin profiles is refused at 64 px");
 	tap_str(e.msg, "Z-LUT profile length 25 does not fit ROI size 64 with oversample 1 "
 		"(expects 32)", "the message says why");
@@ -732,7 +792,10 @@ static void test_lut_checks(void)
 	struct ms_tracker *t = ms_tracker_new(&p, &lut, &e);
 	tap_ok(t != NULL && ms_tracker_plen(t) == 25, "it fits a 50 px ROI (as MagScope's 25 bins)");
 	ms_tracker_free(t);
-	lut.weighting[0] = 0;
+	p.weighting = MS_PROFILE_CUBIC;
+	tap_ok(ms_tracker_new(&p, &lut, &e) == NULL && strstr(e.msg, "MagScope's 'nearest', not "
+	       "'cubic'"), "a LUT that does not say its weighting is taken as nearest: %s", e.msg);
+	p.weighting = MS_PROFILE_LINEAR;
 	strcpy(lut.weighting, "nearest");
 	tap_ok(ms_tracker_new(&p, &lut, &e) == NULL &&
 	       strcmp(e.msg, "Z-LUT was made with 'nearest' profile weighting, not 'linear'") == 0,
@@ -799,10 +862,42 @@ static int all_nan(const float *v, size_t n)
 	return 1;
 }
 
+/* Track beads near and past the ROI's edges and corners, and pure noise;
+ * count results that are neither flagged NaN nor inside the ROI. */
+static int robust_sweep(const struct ms_tracker *t, struct ms_track_ws *ws, float *roi,
+			float *prof, int *nflagged)
+{
+	struct ms_rng g;
+	ms_rng_seed(&g, 77);
+	struct ms_xyz o;
+	int inconsistent = 0, flagged = 0;
+	for (int i = 0; i < 300; i++) {
+		if (i < 200) {
+			double cx = -8 + 80 * ms_rng_uniform(&g), cy = i % 2 ? 2 : 61;
+			if (i % 3 == 0)
+				cx = 1.5, cy = -8 + 80 * ms_rng_uniform(&g);
+			ms_synth_bead(roi, 64, 64, 64, cx, cy, -3000 + 30 * i, 1);
+		} else {
+			for (int k = 0; k < 64 * 64; k++)
+				roi[k] = (float)(i % 2 ? 1000 * ms_rng_uniform(&g)
+						       : ms_rng_poisson(&g, 3));
+		}
+		ms_track_roi_f32(t, ws, roi, 0, NAN, &o, prof);
+		int xy_bad = (o.flags & MS_TRK_XY_BAD) != 0;
+		flagged += o.flags != 0;
+		if (xy_bad != (isnan(o.x) || isnan(o.y)) || (!xy_bad && !(o.x >= 0 && o.x <= 63 &&
+		    o.y >= 0 && o.y <= 63)) || (isnan(o.z) != ((o.flags & (MS_TRK_Z_BAD |
+		    MS_TRK_Z_EDGE | MS_TRK_XY_BAD)) != 0)) || (xy_bad && !all_nan(prof, 32)))
+			inconsistent++;
+	}
+	*nflagged = flagged;
+	return inconsistent;
+}
+
 static void test_robust(void)
 {
 	struct ms_zlut lut;
-	lut_make(&lut, 64, 1, MS_PROFILE_LINEAR, 121, -6000, 100, 1, 0);
+	lut_make(&lut, 64, 1, MS_PROFILE_CUBIC, 121, -6000, 100, 1, 0);
 	struct ms_track_params p;
 	ms_track_params_default(&p);
 	ms_err e;
@@ -856,32 +951,40 @@ static void test_robust(void)
 	ms_track_roi(t, ws, &in, &o, NULL);
 	tap_ok(o.flags == (MS_TRK_XY_BAD | MS_TRK_Z_BAD), "an unknown pixel format: XY_BAD|Z_BAD");
 
+	struct ms_track_params p32 = p;
+	p32.roi_size = 32;
+	struct ms_tracker *t32 = ms_tracker_new(&p32, NULL, &e);
+	ms_synth_bead(roi, 64, 64, 64, 31.6, 32.2, 0, 2);
+	ms_track_roi_f32(t32, ws, roi, 0, NAN, &o, NULL);
+	tap_ok(o.flags == MS_TRK_XY_BAD && isnan(o.x), "a workspace of another tracker: XY_BAD");
+	ms_tracker_free(t32);
+
+	/* negative pixels, no background: a plain centre of mass may leave the ROI */
+	struct ms_track_params pc = p;
+	pc.com_bg = MS_COM_BG_NONE;
+	pc.xy = MS_XY_COM;
+	struct ms_tracker *tc = ms_tracker_new(&pc, NULL, &e);
+	struct ms_track_ws *wc = ms_track_ws_new(tc, &e);
+	for (int k = 0; k < 64 * 64; k++)
+		roi[k] = k % 64 < 10 ? -5.0f : 1.0f;
+	ms_track_roi_f32(tc, wc, roi, 0, NAN, &o, NULL);
+	tap_ok(o.flags == MS_TRK_XY_BAD && isnan(o.x), "a centre of mass outside the ROI: XY_BAD");
+	ms_track_ws_free(wc);
+	ms_tracker_free(tc);
+
 	/* beads near and past the ROI's edges and corners, and pure noise:
 	 * whatever comes out is flagged NaN or a position inside the ROI */
-	struct ms_rng g;
-	ms_rng_seed(&g, 77);
-	int inconsistent = 0, flagged = 0, n = 0;
-	for (int i = 0; i < 300; i++, n++) {
-		if (i < 200) {
-			double cx = -8 + 80 * ms_rng_uniform(&g), cy = i % 2 ? 2 : 61;
-			if (i % 3 == 0)
-				cx = 1.5, cy = -8 + 80 * ms_rng_uniform(&g);
-			ms_synth_bead(roi, 64, 64, 64, cx, cy, -3000 + 30 * i, 1);
-		} else {
-			for (int k = 0; k < 64 * 64; k++)
-				roi[k] = (float)(i % 2 ? 1000 * ms_rng_uniform(&g)
-						       : ms_rng_poisson(&g, 3));
-		}
-		ms_track_roi_f32(t, ws, roi, 0, NAN, &o, prof);
-		int xy_bad = (o.flags & MS_TRK_XY_BAD) != 0;
-		flagged += o.flags != 0;
-		if (xy_bad != (isnan(o.x) || isnan(o.y)) || (!xy_bad && !(o.x >= 0 && o.x <= 63 &&
-		    o.y >= 0 && o.y <= 63)) || (isnan(o.z) != ((o.flags & (MS_TRK_Z_BAD |
-		    MS_TRK_Z_EDGE | MS_TRK_XY_BAD)) != 0)))
-			inconsistent++;
-	}
-	tap_int(inconsistent, 0, "%d edge, corner and noise ROIs: every result either flagged "
-		"NaN or inside the ROI (%d flagged)", n, flagged);
+	int flagged, bad = robust_sweep(t, ws, roi, prof, &flagged);
+	tap_int(bad, 0, "300 edge, corner and noise ROIs: every result either flagged NaN or "
+		"inside the ROI (%d flagged)", flagged);
+	struct ms_track_params pf = p;
+	pf.xy = MS_XY_AUTOCONV_FINE;
+	struct ms_tracker *tf = ms_tracker_new(&pf, &lut, &e);
+	struct ms_track_ws *wf = ms_track_ws_new(tf, &e);
+	bad = robust_sweep(tf, wf, roi, prof, &flagged);
+	tap_int(bad, 0, "the same with autoconv-fine (%d flagged)", flagged);
+	ms_track_ws_free(wf);
+	ms_tracker_free(tf);
 
 	/* a bead sitting at a corner breaks the autoconvolution's parabola */
 	ms_synth_bead(roi, 64, 64, 64, 0, 0, 0, 1);
@@ -923,7 +1026,7 @@ static void test_consistency(void)
 {
 	enum { N = 48 };
 	struct ms_zlut lut;
-	lut_make(&lut, 64, 1, MS_PROFILE_LINEAR, 121, -6000, 100, 1, 0);
+	lut_make(&lut, 64, 1, MS_PROFILE_CUBIC, 121, -6000, 100, 1, 0);
 	struct ms_track_params p;
 	ms_track_params_default(&p);
 	ms_err e;
@@ -956,7 +1059,7 @@ static void test_consistency(void)
 
 	/* the profile handed out is the one at the reported centre */
 	float *ps = xcalloc(ms_profile_scratch_len(64, 1), 4), *ref = xcalloc(plen, 4);
-	ms_radial_profile(rois, 64, one.out[0].x, one.out[0].y, 1, MS_PROFILE_LINEAR, ref, ps);
+	ms_radial_profile(rois, 64, one.out[0].x, one.out[0].y, 1, MS_PROFILE_CUBIC, ref, ps);
 	tap_ok(memcmp(ref, one.prof, plen * 4) == 0, "the profile output is the radial profile "
 	       "at the found centre");
 
@@ -1009,7 +1112,10 @@ static void test_params(void)
 	       p.autoconv_iters == 5 && p.line_ratio == 0.1 && p.xy_n_local == 5 &&
 	       p.oversample == 1 && p.z == MS_Z_PEARSON && p.z_n_local == 7,
 	       "defaults are MagTrack's");
-	tap_ok(p.weighting == MS_PROFILE_LINEAR, "profile weighting defaults to linear");
+	tap_ok(p.weighting == MS_PROFILE_CUBIC, "profile weighting defaults to cubic");
+	tap_int(ms_track_name_index(ms_weighting_names, "cubic"), MS_PROFILE_CUBIC, "'cubic'");
+	tap_int(ms_track_name_index(ms_xy_names, "autoconv-fine"), MS_XY_AUTOCONV_FINE,
+		"'autoconv-fine'");
 	tap_int(ms_track_name_index(ms_com_bg_names, "median"), MS_COM_BG_MEDIAN, "'median'");
 	tap_int(ms_track_name_index(ms_xy_names, "autoconv"), MS_XY_AUTOCONV, "'autoconv'");
 	tap_int(ms_track_name_index(ms_weighting_names, "nearest"), MS_PROFILE_NEAREST, "'nearest'");
