@@ -58,6 +58,7 @@ static const struct ms_cmd cmd = {
 struct config {
 	const char *rois_path, *zlut_path, *out_path;
 	bool force, tsv, roi_positions;
+	bool weighting_given, oversample_given, roi_size_given;
 	double nm_per_px;	/* 0: from the input */
 	long jobs, batch;
 	int verbose;		/* -1 quiet, 0 normal, 1 verbose */
@@ -99,8 +100,12 @@ static void parse_args(struct config *c, int argc, char **argv)
 	const char *arg;
 	int key;
 	while ((key = ms_cli_next(&cli, &arg)) != -1) {
-		if (ms_trackopts_apply(&c->params, &cli, key, arg))
+		if (ms_trackopts_apply(&c->params, &cli, key, arg)) {
+			c->weighting_given |= key == MS_KEY_TRACK_WEIGHTING;
+			c->oversample_given |= key == MS_KEY_TRACK_OVERSAMPLE;
+			c->roi_size_given |= key == MS_KEY_TRACK_ROI_SIZE;
 			continue;
+		}
 		switch (key) {
 		case OPT_ROIS: c->rois_path = arg; break;
 		case OPT_ZLUT: c->zlut_path = arg; break;
@@ -139,6 +144,27 @@ static void track_one(void *ctx, size_t item, int worker)
 		.z_prev = b->z_prev[r],
 	};
 	ms_track_roi(b->tracker, b->ws[worker], &in, &b->xyz[item], NULL);
+}
+
+/*
+ * A Z-LUT is only valid with the profile settings it was built with, so
+ * what the table records wins over the defaults (not over an explicit
+ * option: then the tracker refuses the mismatch with a clear message). A
+ * MagScope text table records nothing; it was made with MagTrack's
+ * nearest-bin profiles.
+ */
+static void adopt_lut_settings(struct config *c, const struct ms_zlut *lut)
+{
+	if (!c->weighting_given) {
+		int w = lut->weighting[0] ? ms_track_name_index(ms_weighting_names, lut->weighting)
+		                          : MS_PROFILE_NEAREST;
+		if (w >= 0)
+			c->params.weighting = w;
+	}
+	if (!c->oversample_given && lut->oversample > 0)
+		c->params.oversample = lut->oversample;
+	if (!c->roi_size_given && lut->roi_size > 0)
+		c->params.roi_size = lut->roi_size;
 }
 
 /* Which table of the LUT each bead uses: its own if there is one, else the only one. */
@@ -199,9 +225,7 @@ int main(int argc, char **argv)
 		if (ms_zlut_load(c.zlut_path, &lut, &e) < 0)
 			ms_die("%s", e.msg);
 		lutp = &lut;
-		if (lut.roi_size && lut.roi_size != c.params.roi_size && c.verbose >= 0)
-			ms_warn("warning: %s was built for %d px ROIs, tracking uses %d px",
-			        c.zlut_path, lut.roi_size, c.params.roi_size);
+		adopt_lut_settings(&c, &lut);
 	}
 	struct ms_tracker *tracker = ms_tracker_new(&c.params, lutp, &e);
 	if (!tracker)

@@ -11,16 +11,20 @@
 #include "track/track.h"
 
 #define MS_KEY_TRACK (MS_KEY_LONG + 100)
+/* Keys a program may need to tell apart (was it given explicitly?). */
+#define MS_KEY_TRACK_ROI_SIZE (MS_KEY_TRACK + 0)
+#define MS_KEY_TRACK_OVERSAMPLE (MS_KEY_TRACK + 6)
+#define MS_KEY_TRACK_WEIGHTING (MS_KEY_TRACK + 7)
 
 #define MS_TRACK_OPTS \
 	{ "roi-size", MS_KEY_TRACK + 0, "N", "ROI side in pixels, even, 8 to 256 (64)", NULL }, \
 	{ "com-background", MS_KEY_TRACK + 1, "MODE", "centre-of-mass background: none, mean, median (median)", "none mean median" }, \
-	{ "xy-method", MS_KEY_TRACK + 2, "METHOD", "x/y method: com, autoconv (autoconv)", "com autoconv" }, \
+	{ "xy-method", MS_KEY_TRACK + 2, "METHOD", "x/y method: com, autoconv, autoconv-fine (autoconv)", "com autoconv autoconv-fine" }, \
 	{ "autoconv-iterations", MS_KEY_TRACK + 3, "N", "multi-line autoconvolution passes (5)", NULL }, \
 	{ "line-ratio", MS_KEY_TRACK + 4, "X", "band of lines averaged, as a fraction of the ROI (0.1)", NULL }, \
 	{ "xy-fit-points", MS_KEY_TRACK + 5, "N", "points in the x/y peak parabola, odd, >= 3 (5)", NULL }, \
 	{ "oversample", MS_KEY_TRACK + 6, "N", "radial profile bins per pixel (1)", NULL }, \
-	{ "profile-weighting", MS_KEY_TRACK + 7, "MODE", "radial profile binning: nearest, linear (linear)", "nearest linear" }, \
+	{ "profile-weighting", MS_KEY_TRACK + 7, "MODE", "radial profile weighting: nearest, linear, cubic (cubic)", "nearest linear cubic" }, \
 	{ "z-method", MS_KEY_TRACK + 8, "METHOD", "profile match: pearson, ssd (pearson)", "pearson ssd" }, \
 	{ "z-fit-points", MS_KEY_TRACK + 9, "N", "points in the z peak parabola, odd, >= 3 (7)", NULL }
 

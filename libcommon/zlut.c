@@ -76,9 +76,16 @@ long ms_zlut_find_bead(const struct ms_zlut *z, uint32_t id)
 	return -1;
 }
 
+/*
+ * The weighting is a method name the tracker checks against its own list;
+ * here it need only be a plain word, so new methods need no change here.
+ */
 static bool weighting_ok(const char *w)
 {
-	return !w[0] || !strcmp(w, "nearest") || !strcmp(w, "linear");
+	for (const char *p = w; *p; p++)
+		if (!islower((unsigned char)*p) && !isdigit((unsigned char)*p) && *p != '-')
+			return false;
+	return true;
 }
 
 /* What every table must satisfy, whichever form it came from or goes to. */
@@ -100,7 +107,7 @@ static int validate(const struct ms_zlut *z, const char *path, ms_err *e)
 				return ms_err_set(e, "'%s': bead id %u appears twice", path,
 				                  (unsigned)z->bead_ids[i]);
 	if (!weighting_ok(z->weighting))
-		return ms_err_set(e, "'%s': profile weighting '%s' is not 'nearest' or 'linear'", path,
+		return ms_err_set(e, "'%s': profile weighting '%s' is not a method name", path,
 		                  z->weighting);
 	return 0;
 }
