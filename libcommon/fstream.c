@@ -526,6 +526,25 @@ static void report_drops(struct ms_freader *r, uint64_t from, uint64_t n)
 	}
 }
 
+
+/* Read one record header; a short read or a missing marker is an error. */
+static int read_record(struct ms_freader *r, struct record *rec, ms_err *e)
+{
+	ssize_t k = read_full(r, rec, sizeof *rec);
+	if (k < 0)
+		return ms_err_set(e, "cannot read %s:", r->name);
+	if (k == 0)
+		return ms_err_set(e, "%s: truncated frame stream: it ends after %" PRIu64
+		                  " frames without an end record", r->name, r->count);
+	if ((size_t)k < sizeof *rec)
+		return ms_err_set(e, "%s: truncated frame stream: record %" PRIu64
+		                  " is cut short", r->name, r->count);
+	if (memcmp(rec->magic, "MSFR", 4) != 0)
+		return ms_err_set(e, "%s: corrupt frame stream: no record marker after %" PRIu64
+		                  " frames", r->name, r->count);
+	return 0;
+}
+
 /*
  * The shm transport. Ring positions are the truth: a descriptor only says
  * that every position up to its own has been written, so the reader walks
@@ -562,18 +581,8 @@ static int next_shm(struct ms_freader *r, struct ms_frame *f, ms_err *e)
 			return 0;
 		}
 		struct record rec;
-		ssize_t k = read_full(r, &rec, sizeof rec);
-		if (k < 0)
-			return ms_err_set(e, "cannot read %s:", r->name);
-		if (k == 0)
-			return ms_err_set(e, "%s: truncated frame stream: it ends after %" PRIu64
-			                  " frames without an end record", r->name, r->count);
-		if ((size_t)k < sizeof rec)
-			return ms_err_set(e, "%s: truncated frame stream: record %" PRIu64
-			                  " is cut short", r->name, r->count);
-		if (memcmp(rec.magic, "MSFR", 4) != 0)
-			return ms_err_set(e, "%s: corrupt frame stream: no record marker after "
-			                  "ring position %" PRIu64, r->name, r->pos);
+		if (read_record(r, &rec, e) < 0)
+			return -1;
 		if (rec.kind == MS_REC_END) {
 			if (rec.seq < r->pos)
 				return ms_err_set(e, "%s: frame stream ended with a count of %" PRIu64
@@ -589,7 +598,7 @@ static int next_shm(struct ms_freader *r, struct ms_frame *f, ms_err *e)
 			                  "descriptor has %zu)", r->name, r->pos, rec.kind, rec.payload,
 			                  sizeof(struct descriptor));
 		struct descriptor d;
-		k = read_full(r, &d, sizeof d);
+		ssize_t k = read_full(r, &d, sizeof d);
 		if (k < 0)
 			return ms_err_set(e, "cannot read %s:", r->name);
 		if ((size_t)k < sizeof d)
@@ -610,18 +619,8 @@ int ms_freader_next(struct ms_freader *r, struct ms_frame *f, ms_err *e)
 	if (r->shm)
 		return next_shm(r, f, e);
 	struct record rec;
-	ssize_t k = read_full(r, &rec, sizeof rec);
-	if (k < 0)
-		return ms_err_set(e, "cannot read %s:", r->name);
-	if (k == 0)
-		return ms_err_set(e, "%s: truncated frame stream: it ends after %" PRIu64
-		                  " frames without an end record", r->name, r->count);
-	if ((size_t)k < sizeof rec)
-		return ms_err_set(e, "%s: truncated frame stream: record %" PRIu64
-		                  " is cut short", r->name, r->count);
-	if (memcmp(rec.magic, "MSFR", 4) != 0)
-		return ms_err_set(e, "%s: corrupt frame stream: no record marker at frame %" PRIu64,
-		                  r->name, r->count);
+	if (read_record(r, &rec, e) < 0)
+		return -1;
 	if (rec.kind == MS_REC_END) {
 		if (rec.seq != r->count)
 			return ms_err_set(e, "%s: frame stream ended with a count of %" PRIu64
@@ -633,7 +632,7 @@ int ms_freader_next(struct ms_freader *r, struct ms_frame *f, ms_err *e)
 		return ms_err_set(e, "%s: corrupt frame stream: record %" PRIu64 " has kind %u and "
 		                  "%" PRIu64 " bytes (a frame has %zu)", r->name, r->count,
 		                  rec.kind, rec.payload, r->frame_bytes);
-	k = read_full(r, r->pixels, r->frame_bytes);
+	ssize_t k = read_full(r, r->pixels, r->frame_bytes);
 	if (k < 0)
 		return ms_err_set(e, "cannot read %s:", r->name);
 	if ((size_t)k < r->frame_bytes)
