@@ -118,6 +118,22 @@ static void print_version(const struct ms_cmd *cmd)
 	printf("%.*s (mstk) %s\n", len, cmd->name, MS_VERSION);
 }
 
+/* Whether "--name" (or "--name=value") is a prefix of two or more long options. */
+static bool ambiguous(const struct ms_cli *c, const char *text)
+{
+	if (strncmp(text, "--", 2) != 0)
+		return false;
+	text += 2;
+	size_t len = strcspn(text, "=");
+	int matches = 0;
+	if (len == 0)
+		return false;
+	for (const struct option *l = c->longopts; l->name; l++)
+		if (strncmp(l->name, text, len) == 0)
+			matches++;
+	return matches > 1;
+}
+
 int ms_cli_next(struct ms_cli *c, const char **arg)
 {
 	int key = getopt_long(c->argc, c->argv, c->shortopts, c->longopts, NULL);
@@ -142,8 +158,17 @@ int ms_cli_next(struct ms_cli *c, const char **arg)
 		ms_close_stdout();
 		exit(MS_EXIT_OK);
 	case '?':
+		/*
+		 * glibc sets optopt to a known option's key only for "--flag=x"
+		 * on a flag; to 0 for an unknown or ambiguous long option.
+		 */
+		for (const struct option *l = c->longopts; optopt && l->name; l++)
+			if (l->val == optopt)
+				ms_usage_error("option --%s takes no argument", l->name);
 		if (optopt > 0 && optopt < MS_KEY_LONG)
 			ms_usage_error("unknown option '-%c'", optopt);
+		if (ambiguous(c, c->argv[optind - 1]))
+			ms_usage_error("option '%s' is ambiguous", c->argv[optind - 1]);
 		ms_usage_error("unknown option '%s'", c->argv[optind - 1]);
 	case ':': {
 		const struct ms_opt *o = find_opt(c->cmd, optopt);

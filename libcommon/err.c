@@ -125,6 +125,20 @@ char *ms_xstrdup(const char *s)
 
 void ms_close_stdout(void)
 {
-	if (fclose(stdout) != 0)
+	/*
+	 * fclose reports only its own flush: a write that failed earlier (and
+	 * whose data stdio dropped) leaves nothing but the error flag. Check
+	 * both while stdout is still open, since ms_die flushes it.
+	 */
+	if (fflush(stdout) != 0)
 		ms_die("error writing standard output:");
+	if (ferror(stdout))
+		ms_die("error writing standard output: an earlier write failed");
+	if (fclose(stdout) != 0) {
+		/* Not ms_die: it would flush the stdout just closed. */
+		int saved = errno;
+		fprintf(stderr, "%s: error writing standard output: %s\n", ms_progname(),
+		        strerror(saved));
+		exit(MS_EXIT_FAIL);
+	}
 }

@@ -32,8 +32,12 @@ static int sniff_path(const char *path, ms_err *e)
 {
 	/* A FIFO or socket cannot be read twice: only a frame stream can come from it. */
 	struct stat st;
-	if (stat(path, &st) == 0 && !S_ISREG(st.st_mode) && !S_ISBLK(st.st_mode))
-		return 2;
+	if (stat(path, &st) == 0) {
+		if (S_ISDIR(st.st_mode))
+			return ms_err_set(e, "%s: is a directory, neither a TIFF nor a frame stream", path);
+		if (!S_ISREG(st.st_mode) && !S_ISBLK(st.st_mode))
+			return 2;
+	}
 	int fd = open(path, O_RDONLY);
 	if (fd < 0)
 		return ms_err_set(e, "cannot open '%s':", path);

@@ -100,8 +100,11 @@ int ms_rois_read(FILE *f, const char *name, struct ms_roilist *list, ms_err *e)
 		ms_rois_free(list);
 		return ms_err_set(e, "%s: out of memory", name);
 	}
-	memcpy(sorted, list->roi, list->n * sizeof *sorted);
-	qsort(sorted, list->n, sizeof *sorted, cmp_id);
+	/* An empty list has roi == NULL, which memcpy and qsort must not see. */
+	if (list->n) {
+		memcpy(sorted, list->roi, list->n * sizeof *sorted);
+		qsort(sorted, list->n, sizeof *sorted, cmp_id);
+	}
 	for (size_t i = 1; i < list->n; i++) {
 		if (sorted[i].id == sorted[i - 1].id) {
 			uint32_t id = sorted[i].id;
