@@ -194,6 +194,12 @@ int ms_framesrc_next(struct ms_framesrc *s, struct ms_frame *f, ms_err *e)
 	return 1;
 }
 
+void ms_framesrc_set_wake_fd(struct ms_framesrc *s, int fd)
+{
+	if (s->stream)
+		ms_freader_set_wake_fd(s->stream, fd);
+}
+
 bool ms_framesrc_ready(const struct ms_framesrc *s)
 {
 	return s->stream ? ms_freader_ready(s->stream) : true;

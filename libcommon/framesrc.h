@@ -34,6 +34,8 @@ const char *ms_framesrc_name(const struct ms_framesrc *s);
  * f->seq for TIFFs (streams keep the camera's sequence numbers).
  */
 int ms_framesrc_next(struct ms_framesrc *s, struct ms_frame *f, ms_err *e);
+/* Reads of a stream give up once fd is readable (see ms_freader_set_wake_fd). */
+void ms_framesrc_set_wake_fd(struct ms_framesrc *s, int fd);
 /* Whether the next frame is at hand without waiting (always, for files). */
 bool ms_framesrc_ready(const struct ms_framesrc *s);
 void ms_framesrc_close(struct ms_framesrc *s);

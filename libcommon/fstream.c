@@ -68,6 +68,7 @@ struct ms_freader {
 	uint64_t end_count;
 	ms_freader_drop_fn *on_drop;
 	void *drop_ctx;
+	int wake_fd;		/* -1, or a descriptor whose readiness aborts reads */
 };
 
 static int write_all(int fd, const void *buf, size_t n)
@@ -258,12 +259,37 @@ bool ms_fstream_sniff(const void *buf, size_t n)
  * transport's records are small, so there the pending buffer also serves
  * as a read buffer: one read() brings many descriptors.
  */
+/*
+ * read(), but a byte on the wake descriptor (if one is set) makes it give
+ * up with ECANCELED: a reader thread blocked on a quiet pipe can then be
+ * stopped without cancelling it.
+ */
+static ssize_t raw_read(struct ms_freader *r, void *buf, size_t n)
+{
+	for (;;) {
+		if (r->wake_fd >= 0) {
+			struct pollfd p[2] = { { r->fd, POLLIN, 0 }, { r->wake_fd, POLLIN, 0 } };
+			if (poll(p, 2, -1) < 0) {
+				if (errno == EINTR)
+					continue;
+				return -1;
+			}
+			if (p[1].revents) {
+				errno = ECANCELED;
+				return -1;
+			}
+		}
+		ssize_t k = read(r->fd, buf, n);
+		if (k < 0 && errno == EINTR)
+			continue;
+		return k;
+	}
+}
+
 static ssize_t read_some(struct ms_freader *r, void *buf, size_t n)
 {
 	if (r->shm && r->pending_off == r->npending && n < sizeof r->pending) {
-		ssize_t k;
-		while ((k = read(r->fd, r->pending, sizeof r->pending)) < 0 && errno == EINTR)
-			;
+		ssize_t k = raw_read(r, r->pending, sizeof r->pending);
 		if (k <= 0)
 			return k;
 		r->npending = (size_t)k;
@@ -277,12 +303,7 @@ static ssize_t read_some(struct ms_freader *r, void *buf, size_t n)
 		r->pending_off += k;
 		return (ssize_t)k;
 	}
-	for (;;) {
-		ssize_t k = read(r->fd, buf, n);
-		if (k < 0 && errno == EINTR)
-			continue;
-		return k;
-	}
+	return raw_read(r, buf, n);
 }
 
 /* Fill buf completely: returns n, or fewer at end of file, or -1. */
@@ -417,6 +438,7 @@ struct ms_freader *ms_freader_open(int fd, const char *name, ms_err *e)
 		return NULL;
 	}
 	r->fd = fd;
+	r->wake_fd = -1;
 	r->name = strdup(name);
 	/* Read in chunks until "ENDHDR\n"; keep any bytes read beyond it. */
 	char buf[MS_FSTREAM_HEADER_MAX + 1];
@@ -480,6 +502,11 @@ fail:
 const struct ms_frame_info *ms_freader_info(const struct ms_freader *r)
 {
 	return &r->info;
+}
+
+void ms_freader_set_wake_fd(struct ms_freader *r, int fd)
+{
+	r->wake_fd = fd;
 }
 
 bool ms_freader_ready(const struct ms_freader *r)

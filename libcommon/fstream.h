@@ -82,6 +82,11 @@ const struct ms_frame_info *ms_freader_info(const struct ms_freader *r);
  */
 int ms_freader_next(struct ms_freader *r, struct ms_frame *f, ms_err *e);
 /*
+ * Make reads give up (ECANCELED, so the call fails) once fd becomes
+ * readable: the way to stop a thread blocked on a quiet input. -1 clears.
+ */
+void ms_freader_set_wake_fd(struct ms_freader *r, int fd);
+/*
  * Whether the next record can be read without waiting (buffered bytes or a
  * readable descriptor): a live consumer uses it to close a batch early
  * rather than hold frames back while the camera is quiet.

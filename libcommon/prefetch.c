@@ -6,6 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <fcntl.h>
+#include <unistd.h>
 
 enum slot_state { SLOT_EMPTY, SLOT_FILLING, SLOT_FULL, SLOT_TAKEN };
 
@@ -29,6 +31,7 @@ struct ms_prefetch {
 	pthread_cond_t changed;
 	pthread_t thread;
 	bool thread_started;
+	int wake[2];			/* a byte in wake[1] aborts a blocked read */
 };
 
 size_t ms_prefetch_batch_frames(size_t want, size_t frame_bytes, size_t limit_bytes)
@@ -48,10 +51,7 @@ static int fill(struct ms_prefetch *p, struct ms_frame_batch *b, ms_err *e)
 		if (b->nframes > 0 && !ms_framesrc_ready(p->src))
 			break;
 		struct ms_frame f;
-		/* Waiting for input is the one place the reader may be cancelled. */
-		pthread_setcancelstate(PTHREAD_CANCEL_ENABLE, NULL);
 		rc = ms_framesrc_next(p->src, &f, e);
-		pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, NULL);
 		if (rc <= 0)
 			break;
 		memcpy(b->pixels + b->nframes * p->frame_bytes, f.pixels, p->frame_bytes);
@@ -65,7 +65,6 @@ static int fill(struct ms_prefetch *p, struct ms_frame_batch *b, ms_err *e)
 static void *reader(void *arg)
 {
 	struct ms_prefetch *p = arg;
-	pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, NULL);
 	for (;;) {
 		pthread_mutex_lock(&p->lock);
 		struct slot *s = &p->slots[p->next_fill];
@@ -135,6 +134,13 @@ struct ms_prefetch *ms_prefetch_start(struct ms_framesrc *src, size_t max_frames
 		if (!b->pixels || !b->t_ns || !b->seq)
 			goto oom;
 	}
+	if (pipe2(p->wake, O_CLOEXEC) != 0) {
+		ms_err_set(e, "cannot make the reader's wake-up pipe:");
+		free_slots(p);
+		free(p);
+		return NULL;
+	}
+	ms_framesrc_set_wake_fd(src, p->wake[0]);
 	pthread_mutex_init(&p->lock, NULL);
 	/* Timed waits measure on the monotonic clock: a clock step must not stall them. */
 	pthread_condattr_t ca;
@@ -144,6 +150,9 @@ struct ms_prefetch *ms_prefetch_start(struct ms_framesrc *src, size_t max_frames
 	pthread_condattr_destroy(&ca);
 	if (pthread_create(&p->thread, NULL, reader, p) != 0) {
 		ms_err_set(e, "cannot start the reader thread:");
+		ms_framesrc_set_wake_fd(src, -1);
+		close(p->wake[0]);
+		close(p->wake[1]);
 		pthread_mutex_destroy(&p->lock);
 		pthread_cond_destroy(&p->changed);
 		free_slots(p);
@@ -213,13 +222,16 @@ void ms_prefetch_stop(struct ms_prefetch *p)
 	if (p->thread_started) {
 		pthread_mutex_lock(&p->lock);
 		p->stopping = true;
-		bool done = p->done;
 		pthread_cond_broadcast(&p->changed);
 		pthread_mutex_unlock(&p->lock);
-		/* A reader blocked on a quiet pipe would never see the flag. */
-		if (!done)
-			pthread_cancel(p->thread);
+		/* A reader blocked on a quiet pipe would never see the flag: wake it. */
+		/* One byte into an empty pipe cannot fail. */
+		ssize_t k = write(p->wake[1], "", 1);
+		(void)k;
 		pthread_join(p->thread, NULL);
+		ms_framesrc_set_wake_fd(p->src, -1);
+		close(p->wake[0]);
+		close(p->wake[1]);
 	}
 	pthread_mutex_destroy(&p->lock);
 	pthread_cond_destroy(&p->changed);

@@ -355,9 +355,9 @@ static void test_corrupt(void)
 	unsigned char r[32];
 
 	tap_int(read_patched(s, n, hdr, "MSFX", 4, &frames, &e), -1, "a broken first marker fails");
-	tap_str(e.msg, "s: corrupt frame stream: no record marker at frame 0", "and says where");
+	tap_str(e.msg, "s: corrupt frame stream: no record marker after 0 frames", "and says where");
 	read_patched(s, n, hdr + rec, "XSFR", 4, &frames, &e);
-	tap_str(e.msg, "s: corrupt frame stream: no record marker at frame 1",
+	tap_str(e.msg, "s: corrupt frame stream: no record marker after 1 frames",
 	        "a broken second marker fails at frame 1");
 	tap_int(frames, 1, "after handing on the first frame");
 
