@@ -36,6 +36,21 @@ CFLAGS   += -std=c11 $(OPT) -g -Wall -Wextra -Werror -pthread $(SANFLAGS)
 LDFLAGS  += -pthread $(SANFLAGS)
 LDLIBS   += $(PKG_LIBDIRS) -lhdf5_hl -lhdf5 -ltiff -lkissfft-float -lm
 
+# GenICam cameras through Aravis (LGPL, so linked dynamically), built when
+# pkg-config finds aravis-0.8; ARAVIS=0 builds without it. Only
+# cam_aravis.c sees Aravis' (and GLib's) headers. After installing or
+# removing Aravis, rebuild from clean.
+ifneq ($(ARAVIS),0)
+ARAVIS_CFLAGS := $(shell pkg-config --cflags aravis-0.8 2>/dev/null)
+ARAVIS_LIBS   := $(shell pkg-config --libs aravis-0.8 2>/dev/null)
+endif
+ifneq ($(ARAVIS_LIBS),)
+CPPFLAGS += -DMS_HAVE_ARAVIS
+# --as-needed: only the programs that open cameras load Aravis and GLib.
+LDLIBS   += -Wl,--as-needed $(ARAVIS_LIBS) -Wl,--no-as-needed
+$(O)/libcommon/cam_aravis.o: CPPFLAGS += $(ARAVIS_CFLAGS)
+endif
+
 LIB_SRC  := $(sort $(wildcard libcommon/*.c libcommon/track/*.c))
 LIB_OBJ  := $(LIB_SRC:%.c=$(O)/%.o)
 LIB      := $(if $(filter 1,$(SAN)),$(O)/libms.a,libcommon/libms.a)
