@@ -463,6 +463,14 @@ static int aravis_start(struct ms_camera *c, unsigned nbuffers, ms_err *e)
 		free_pool(a);
 		return -1;
 	}
+	/*
+	 * Drops count from here: the fake stream's thread runs from the
+	 * stream's creation and counts an underrun if it wakes before the
+	 * buffers are pushed.
+	 */
+	guint64 done = 0, failures = 0, underruns = 0;
+	arv_stream_get_statistics(a->stream, &done, &failures, &underruns);
+	a->counted = failures + underruns;
 	return 0;
 }
 

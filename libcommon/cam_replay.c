@@ -334,6 +334,9 @@ static void *producer(void *arg)
 			}
 		}
 		int slot = r->nfree ? (int)r->freelist[--r->nfree] : -1;
+		/* Counted now, so that a frame taken after it never shows a gap not yet counted. */
+		if (slot < 0)
+			r->drops++;
 		uint64_t k = r->k++;
 		uint64_t t_ns = stamp(r, k);
 		bool loop = r->loop;
@@ -353,6 +356,8 @@ static void *producer(void *arg)
 		if (rc <= 0) {
 			if (slot >= 0)
 				r->freelist[r->nfree++] = (unsigned)slot;
+			else
+				r->drops--;
 			r->k--;
 			r->ended = true;
 			if (rc < 0) {
@@ -365,8 +370,6 @@ static void *producer(void *arg)
 		if (slot >= 0) {
 			r->queue[(r->qhead + r->qlen++) % r->nbuf] = (unsigned)slot;
 			pthread_cond_signal(&r->avail);
-		} else {
-			r->drops++;
 		}
 	}
 	pthread_mutex_unlock(&r->mu);

@@ -237,33 +237,50 @@ int ms_camera_start(struct ms_camera *c, unsigned nbuffers, ms_err *e)
 	return 0;
 }
 
+/* How long without a frame counts as a timeout, in ns. */
+static uint64_t timeout_ns(struct ms_camera *c)
+{
+	double limit = c->timeout_s;
+	double fps = c->ops->nominal_fps ? c->ops->nominal_fps(c) : 0;
+	if (fps > 0 && TIMEOUT_PERIODS / fps > limit)
+		limit = TIMEOUT_PERIODS / fps;
+	return (uint64_t)(limit * 1e9);
+}
+
 int ms_camera_take(struct ms_camera *c, struct ms_cam_buf **buf, int timeout_ms, ms_err *e)
 {
 	if (!c->acquiring)
 		return ms_err_set(e, "'%s': not acquiring", c->device);
-	int rc = c->ops->take(c, buf, timeout_ms < 0 ? 0 : timeout_ms, e);
 	uint64_t now = ms_cam_mono_ns();
-	if (rc == MS_CAM_FRAME) {
-		c->taken++;
-		c->health.frames++;
-		c->health.consecutive_timeouts = 0;
-		c->health.last_frame_ns = ms_now_ns();
-		c->wait_since_ns = now;
-		(*buf)->frame.info = c->info;
-	} else if (rc == MS_CAM_WAIT) {
-		double limit = c->timeout_s;
-		double fps = c->ops->nominal_fps ? c->ops->nominal_fps(c) : 0;
-		if (fps > 0 && TIMEOUT_PERIODS / fps > limit)
-			limit = TIMEOUT_PERIODS / fps;
-		if ((double)(now - c->wait_since_ns) >= limit * 1e9) {
+	uint64_t deadline = now + (uint64_t)(timeout_ms > 0 ? timeout_ms : 0) * 1000000u;
+	/* Wait in pieces that end at each timeout, so that every one is counted. */
+	for (;;) {
+		uint64_t due = c->wait_since_ns + timeout_ns(c);
+		uint64_t until = due < deadline ? due : deadline;
+		int ms = until > now ? (int)((until - now + 999999) / 1000000) : 0;
+		int rc = c->ops->take(c, buf, ms, e);
+		now = ms_cam_mono_ns();
+		if (rc == MS_CAM_FRAME) {
+			c->taken++;
+			c->health.frames++;
+			c->health.consecutive_timeouts = 0;
+			c->health.last_frame_ns = ms_now_ns();
+			c->wait_since_ns = now;
+			(*buf)->frame.info = c->info;
+			return rc;
+		}
+		if (rc == MS_CAM_ERR)
+			return ms_err_prefix(e, "'%s'", c->device);
+		if (rc != MS_CAM_WAIT)
+			return rc;
+		if (now >= due) {
 			c->health.timeouts++;
 			c->health.consecutive_timeouts++;
 			c->wait_since_ns = now;
 		}
-	} else if (rc == MS_CAM_ERR) {
-		ms_err_prefix(e, "'%s'", c->device);
+		if (now >= deadline)
+			return MS_CAM_WAIT;
 	}
-	return rc;
 }
 
 void ms_camera_give(struct ms_camera *c, struct ms_cam_buf *buf)
