@@ -9,6 +9,7 @@
  * that goes away ends the program quietly.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <limits.h>
 #include <signal.h>
@@ -16,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -28,6 +30,7 @@
 
 #define WAIT_MS 100		/* longest wait for a frame before checking for signals */
 #define MAX_SETS 64
+#define PIPE_SIZE (1 << 20)	/* Linux's default limit for an unprivileged pipe */
 
 enum {
 	OPT_DEVICE = 'd', OPT_FRAMES = 'n', OPT_OUTPUT = 'o',
@@ -147,7 +150,7 @@ static void parse_args(struct config *c, int argc, char **argv)
 
 static void print_device(void *ctx, const char *device, const char *description)
 {
-	(void)ctx;
+	(*(int *)ctx)++;
 	printf("%s\t%s\n", device, description);
 }
 
@@ -210,8 +213,11 @@ int main(int argc, char **argv)
 	ms_err e = { "" };
 
 	if (c.list) {
-		if (ms_camera_list(print_device, NULL, &e) < 0)
+		int found = 0;
+		if (ms_camera_list(print_device, &found, &e) < 0)
 			ms_die("%s", e.msg);
+		if (!found && c.verbose >= 0)
+			ms_warn("no cameras found");
 		ms_close_stdout();
 		return MS_EXIT_OK;
 	}
@@ -245,6 +251,13 @@ int main(int argc, char **argv)
 	} else {
 		/* A reader that goes away ends the run: see EPIPE below. */
 		signal(SIGPIPE, SIG_IGN);
+		/*
+		 * A bigger pipe rides out more of the reader's hiccups and needs
+		 * fewer wake-ups per frame; where it cannot grow, it stays as it is.
+		 */
+		struct stat st;
+		if (fstat(STDOUT_FILENO, &st) == 0 && S_ISFIFO(st.st_mode))
+			fcntl(STDOUT_FILENO, F_SETPIPE_SZ, PIPE_SIZE);
 		fw = ms_fwriter_open(STDOUT_FILENO, &info, "standard output", &e);
 		if (!fw) {
 			if (errno == EPIPE) {

@@ -436,6 +436,11 @@ static int aravis_start(struct ms_camera *c, unsigned nbuffers, ms_err *e)
 	size_t need = ms_frame_bytes(&c->info);
 	if (payload < need)
 		payload = (guint)need;
+	/* GigE Vision: the largest packet the path carries, or frames arrive incomplete. */
+	if (!a->fake && arv_camera_is_gv_device(a->cam)) {
+		arv_camera_gv_auto_packet_size(a->cam, &ge);
+		g_clear_error(&ge);
+	}
 	a->stream = arv_camera_create_stream(a->cam, NULL, NULL, &ge);
 	if (!a->stream)
 		return gerr(&ge, e, "cannot open the stream");
