@@ -99,6 +99,12 @@ static void add_set(struct config *c, const char *name, const char *value)
 	c->sets[c->nsets++] = s;
 }
 
+static void free_config(struct config *c)
+{
+	for (int i = 0; i < c->nsets; i++)
+		free(c->owned[i]);
+}
+
 static void parse_args(struct config *c, int argc, char **argv)
 {
 	*c = (struct config){ .buffers = 16 };
@@ -233,6 +239,7 @@ int main(int argc, char **argv)
 	if (c.settings) {
 		print_settings(cam);
 		ms_camera_close(cam);
+		free_config(&c);
 		ms_close_stdout();
 		return MS_EXIT_OK;
 	}
@@ -262,6 +269,7 @@ int main(int argc, char **argv)
 		if (!fw) {
 			if (errno == EPIPE) {
 				ms_camera_close(cam);
+				free_config(&c);
 				return MS_EXIT_OK;
 			}
 			ms_die("%s", e.msg);
@@ -353,8 +361,7 @@ int main(int argc, char **argv)
 		        PRIu64 " timeouts%s\n", ms_progname(), n, elapsed, rate, h.drops, h.timeouts,
 		        stop_signal ? " (stopped by a signal)" : "");
 	ms_camera_close(cam);
-	for (int i = 0; i < c.nsets; i++)
-		free(c.owned[i]);
+	free_config(&c);
 	ms_close_stdout();
 	if (stop_signal)
 		return 128 + stop_signal;
