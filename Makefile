@@ -59,6 +59,8 @@ BINS     := $(PROGS:%=$(BINDIR)/%)
 UNIT_SRC := $(sort $(wildcard tests/unit/t-*.c))
 UNITS    := $(UNIT_SRC:tests/unit/%.c=$(O)/tests/unit/%)
 BENCH    := $(O)/tools/ms-bench
+# A fake V4L2 device for the shell tests, loaded with LD_PRELOAD.
+V4L2SHIM := $(O)/tests/lib/v4l2-shim.so
 MANSRC   := $(sort $(wildcard man/*.scd))
 MANPAGES := $(MANSRC:man/%.scd=$(O)/man/%)
 
@@ -83,6 +85,10 @@ $(BINDIR)/%: $(O)/cmd/%.o $(LIB)
 $(O)/tests/unit/%: $(O)/tests/unit/%.o $(O)/tests/lib/tap.o $(LIB)
 	@mkdir -p $(@D)
 	$(CC) $(LDFLAGS) -o $@ $< $(O)/tests/lib/tap.o $(LIB) $(LDLIBS)
+
+$(V4L2SHIM): tests/lib/v4l2-shim.c
+	@mkdir -p $(@D)
+	$(CC) -std=c11 -D_GNU_SOURCE $(OPT) -Wall -Wextra -Werror -shared -fPIC -o $@ $< -ldl
 
 $(BENCH): $(O)/tools/ms-bench.o $(LIB)
 	@mkdir -p $(@D)
@@ -109,7 +115,7 @@ completions: $(BINS)
 # tests find the programs through MS_BIN and the unit tests through MS_UNIT.
 check:
 	@tools/install-deps test
-	@$(MAKE) --no-print-directory all $(UNITS) $(MANPAGES)
+	@$(MAKE) --no-print-directory all $(UNITS) $(MANPAGES) $(V4L2SHIM)
 	MS_BIN=$(CURDIR)/$(BINDIR) MS_UNIT=$(CURDIR)/$(O)/tests/unit MS_MAN=$(CURDIR)/$(O)/man \
 	MS_SRC=$(CURDIR) MS_SAN=$(SAN) prove -j2 -e "" $(UNITS) tests/cli/t*.sh
 

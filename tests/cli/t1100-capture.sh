@@ -130,6 +130,60 @@ test_expect_success 'a missing file, a bad device and bad settings fail cleanly'
 	! test -e nope.tif
 '
 
+# V4L2 through a fake device (tests/lib/v4l2-shim.c, with LD_PRELOAD): not
+# under the sanitizers, whose runtime must be the first library loaded.
+shim=${MS_UNIT:+$MS_UNIT/../lib/v4l2-shim.so}
+if [ -n "$shim" ] && [ -f "$shim" ] && [ "${MS_SAN:-}" != 1 ]; then
+	v4l2="env LD_PRELOAD=$shim ms-capture -d v4l2:/dev/mstk-fake-video"
+
+	test_expect_success 'V4L2 (a fake device): settings are set and read back' '
+		$v4l2 --set exposure=2500 --set gain=7 --fps 50 --set roi=10,20,32,16 --set format=Y16 \
+			--settings >set &&
+		cat set &&
+		grep -q "^exposure	2500	" set && grep -q "^gain	7	" set && grep -q "^fps	50	" set &&
+		grep -q "^roi	10,20,32,16	" set && grep -q "^format	Y16	" set
+	'
+
+	test_expect_success 'V4L2: YUYV gives its luma, Y16 u16 and GREY u8, line padding left out' '
+		$v4l2 -q --set roi=10,20,32,16 -n 5 -o yuyv.tif &&
+		$v4l2 -q --set roi=10,20,32,16 --set format=Y16 -n 5 -o y16.tif &&
+		MS_FAKE_V4L2_PAD=0 $v4l2 -q --set format=GREY -n 5 -o grey.tif &&
+		MS_FAKE_V4L2_PAD=0 $v4l2 -q --set format=Y16 -n 5 -o y16z.tif &&
+		$PY -c "
+import tifffile, numpy as np
+for f, x0, y0, w, h, m, t in ((\"yuyv.tif\", 10, 20, 32, 16, 1, np.uint8), (\"y16.tif\", 10, 20, 32, 16, 37, np.uint16),
+                           (\"grey.tif\", 0, 0, 64, 48, 1, np.uint8), (\"y16z.tif\", 0, 0, 64, 48, 37, np.uint16)):
+    a = tifffile.imread(f)
+    y, x = np.mgrid[0:h, 0:w]
+    assert a.shape == (5, h, w) and a.dtype == t, (f, a.shape, a.dtype)
+    for k in range(5):
+        assert (a[k] == m * ((x + x0 + 2 * (y + y0) + k) % 256)).all(), (f, k)
+"
+	'
+
+	test_expect_success 'V4L2: frames at the interval set, stamped by the driver clock on the epoch' '
+		before=$(date +%s) &&
+		$v4l2 -q --fps 50 -n 20 >v.ms &&
+		ms-info v.ms >info && test "$(field frames info)" = 20 && test "$(field seq info)" = 0..19 &&
+		test "$(field frame_rate_hz info)" = 50.000 &&
+		first=$(field first_frame info | sed "s/.*(\([0-9]*\)[0-9]\{9\} ns)/\1/") &&
+		test "$first" -ge "$before" && test "$first" -le $((before + 5))
+	'
+
+	test_expect_success 'V4L2: a gap in the driver sequence numbers is a drop' '
+		MS_FAKE_V4L2_SKIP=7 $v4l2 -n 20 >gap.ms 2>err &&
+		ms-info gap.ms | grep -q "^seq	0..20 (gaps" && grep -q ", 1 dropped, 0 timeouts" err
+	'
+
+	test_expect_success 'V4L2: bad settings are refused with the range or the choices' '
+		fails_cleanly 1 "invalid value .1e9. for exposure: must be from 100 to 1e+06" $v4l2 --set exposure=1e9 &&
+		fails_cleanly 1 "invalid value .MJPG. for format: expected GREY, Y10, Y12, Y16, YUYV or UYVY" \
+			$v4l2 --set format=MJPG &&
+		fails_cleanly 1 "unknown setting .binning. for .v4l2:/dev/mstk-fake-video.; it has: exposure, gain, fps, roi, format" \
+			$v4l2 --set binning=2
+	'
+fi
+
 if ! ms-capture -d fake: --settings >fake.set 2>fake.err; then
 	grep -q "built without it" fake.err || { cat fake.err; exit 1; }
 	test_expect_success 'without Aravis, fake: says how to get it' '
