@@ -36,6 +36,21 @@ CFLAGS   += -std=c11 $(OPT) -g -Wall -Wextra -Werror -pthread $(SANFLAGS)
 LDFLAGS  += -pthread $(SANFLAGS)
 LDLIBS   += $(PKG_LIBDIRS) -lhdf5_hl -lhdf5 -ltiff -lkissfft-float -lm
 
+# GenICam cameras through Aravis (LGPL, so linked dynamically), built when
+# pkg-config finds aravis-0.8; ARAVIS=0 builds without it. Only
+# cam_aravis.c sees Aravis' (and GLib's) headers. After installing or
+# removing Aravis, rebuild from clean.
+ifneq ($(ARAVIS),0)
+ARAVIS_CFLAGS := $(shell pkg-config --cflags aravis-0.8 2>/dev/null)
+ARAVIS_LIBS   := $(shell pkg-config --libs aravis-0.8 2>/dev/null)
+endif
+ifneq ($(ARAVIS_LIBS),)
+CPPFLAGS += -DMS_HAVE_ARAVIS
+# --as-needed: only the programs that open cameras load Aravis and GLib.
+LDLIBS   += -Wl,--as-needed $(ARAVIS_LIBS) -Wl,--no-as-needed
+$(O)/libcommon/cam_aravis.o: CPPFLAGS += $(ARAVIS_CFLAGS)
+endif
+
 LIB_SRC  := $(sort $(wildcard libcommon/*.c libcommon/track/*.c))
 LIB_OBJ  := $(LIB_SRC:%.c=$(O)/%.o)
 LIB      := $(if $(filter 1,$(SAN)),$(O)/libms.a,libcommon/libms.a)
@@ -44,6 +59,8 @@ BINS     := $(PROGS:%=$(BINDIR)/%)
 UNIT_SRC := $(sort $(wildcard tests/unit/t-*.c))
 UNITS    := $(UNIT_SRC:tests/unit/%.c=$(O)/tests/unit/%)
 BENCH    := $(O)/tools/ms-bench
+# A fake V4L2 device for the shell tests, loaded with LD_PRELOAD.
+V4L2SHIM := $(O)/tests/lib/v4l2-shim.so
 MANSRC   := $(sort $(wildcard man/*.scd))
 MANPAGES := $(MANSRC:man/%.scd=$(O)/man/%)
 
@@ -68,6 +85,10 @@ $(BINDIR)/%: $(O)/cmd/%.o $(LIB)
 $(O)/tests/unit/%: $(O)/tests/unit/%.o $(O)/tests/lib/tap.o $(LIB)
 	@mkdir -p $(@D)
 	$(CC) $(LDFLAGS) -o $@ $< $(O)/tests/lib/tap.o $(LIB) $(LDLIBS)
+
+$(V4L2SHIM): tests/lib/v4l2-shim.c
+	@mkdir -p $(@D)
+	$(CC) -std=c11 -D_GNU_SOURCE $(OPT) -Wall -Wextra -Werror -shared -fPIC -o $@ $< -ldl
 
 $(BENCH): $(O)/tools/ms-bench.o $(LIB)
 	@mkdir -p $(@D)
@@ -94,7 +115,7 @@ completions: $(BINS)
 # tests find the programs through MS_BIN and the unit tests through MS_UNIT.
 check:
 	@tools/install-deps test
-	@$(MAKE) --no-print-directory all $(UNITS) $(MANPAGES)
+	@$(MAKE) --no-print-directory all $(UNITS) $(MANPAGES) $(V4L2SHIM)
 	MS_BIN=$(CURDIR)/$(BINDIR) MS_UNIT=$(CURDIR)/$(O)/tests/unit MS_MAN=$(CURDIR)/$(O)/man \
 	MS_SRC=$(CURDIR) MS_SAN=$(SAN) prove -j2 -e "" $(UNITS) tests/cli/t*.sh
 
