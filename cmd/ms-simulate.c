@@ -604,7 +604,7 @@ static void wait_until(struct run *r, const struct timespec *t0, double ns)
 {
 	for (;;) {
 		double left = ns / 1e9 - mono_since(t0);
-		if (stop_signal || r->quit)
+		if (stop_signal || r->quit || r->paused)
 			return;
 		if (!r->srv) {
 			if (left <= 0)
@@ -807,6 +807,11 @@ int main(int argc, char **argv)
 			wait_until(&r, &t0, sched_ns);
 			if (stop_signal || r.quit)
 				break;
+			/* Paused while it waited: this frame is never taken. */
+			if (r.paused) {
+				i--;
+				continue;
+			}
 		}
 		if (tw) {
 			if (ms_tiff_write(tw, pixels, t_ns, &e) < 0)
