@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <pwd.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -1172,6 +1173,54 @@ void ms_ctl_client_close(struct ms_ctl_client *c)
 		return;
 	close(c->fd);
 	free(c);
+}
+
+/* ---- where rigs live ----------------------------------------------------- */
+
+int ms_ctl_runtime_base(char *out, size_t size)
+{
+	const char *xdg = getenv("XDG_RUNTIME_DIR");
+	struct stat st;
+	int n;
+	if (xdg && xdg[0] == '/' && stat(xdg, &st) == 0 && S_ISDIR(st.st_mode)) {
+		n = snprintf(out, size, "%s/mstk", xdg);
+	} else {
+		struct passwd pw, *res = NULL;
+		char buf[4096];
+		if (getpwuid_r(getuid(), &pw, buf, sizeof buf, &res) == 0 && res)
+			n = snprintf(out, size, "/tmp/mstk-%s", res->pw_name);
+		else
+			n = snprintf(out, size, "/tmp/mstk-%u", (unsigned)getuid());
+	}
+	return n < 0 || (size_t)n >= size ? -1 : 0;
+}
+
+int ms_ctl_rig_socket(const char *dir, char *out, size_t size, ms_err *e)
+{
+	char base[2048];
+	int n;
+	const char *env = getenv("MS_RUNTIME_DIR");
+	if (dir && *dir && !strchr(dir, '/')) {
+		if (ms_ctl_runtime_base(base, sizeof base) < 0)
+			return ms_err_set(e, "the runtime base directory name is too long");
+		n = snprintf(out, size, "%s/%s/ctl.sock", base, dir);
+	} else if (dir && *dir) {
+		n = snprintf(out, size, "%s/ctl.sock", dir);
+	} else if (env && *env) {
+		n = snprintf(out, size, "%s/ctl.sock", env);
+	} else {
+		if (ms_ctl_runtime_base(base, sizeof base) < 0)
+			return ms_err_set(e, "the runtime base directory name is too long");
+		char link[2100];
+		snprintf(link, sizeof link, "%s/last", base);
+		struct stat st;
+		if (lstat(link, &st) < 0)
+			return ms_err_set(e, "no rig is running (there is no %s; start one with ms-run)", link);
+		n = snprintf(out, size, "%s/ctl.sock", link);
+	}
+	if (n < 0 || (size_t)n >= size)
+		return ms_err_set(e, "the rig's socket path is too long");
+	return 0;
 }
 
 /* ---- rates -------------------------------------------------------------- */

@@ -240,6 +240,22 @@ int ms_ctl_client_request(struct ms_ctl_client *c, const char *line, char *reply
                           double timeout_s, ms_ctl_event_fn *on_event, void *ctx, ms_err *e);
 void ms_ctl_client_close(struct ms_ctl_client *c);
 
+/* ---- where rigs live ----------------------------------------------------- */
+
+/*
+ * The directory under which ms-run makes each rig's runtime directory:
+ * $XDG_RUNTIME_DIR/mstk when that is set to a directory, else
+ * /tmp/mstk-USER. Returns -1 if it does not fit in size.
+ */
+int ms_ctl_runtime_base(char *out, size_t size);
+/*
+ * The control socket of a rig: dir/ctl.sock, where dir is the given
+ * runtime directory (a name without '/' is taken under the base), else
+ * $MS_RUNTIME_DIR (set in a rig's stages), else the rig started last
+ * (base/last). -1 with e set if none can be named.
+ */
+int ms_ctl_rig_socket(const char *dir, char *out, size_t size, ms_err *e);
+
 /* ---- rates for status replies ------------------------------------------- */
 
 /*
