@@ -154,7 +154,7 @@ static void print_status(const char *text, int verbose)
 	printf("rig %s: %s, up %s s, %s subscriber%s, script %s\n", id ? id : "?", state ? state : "?",
 	       up ? up : "?", subs ? subs : "0", subs && strcmp(subs, "1") == 0 ? "" : "s",
 	       script ? script : "none");
-	printf("%-12s %8s %-10s %8s %10s %8s %8s\n", "STAGE", "PID", "STATE", "RESTARTS", "FRAMES",
+	printf("%-12s %8s %-16s %8s %10s %8s %8s\n", "STAGE", "PID", "STATE", "RESTARTS", "FRAMES",
 	       "FPS", "DROPPED");
 	char list[1024];
 	snprintf(list, sizeof list, "%s", stages ? stages : "");
@@ -177,11 +177,16 @@ static void print_status(const char *text, int verbose)
 		const char *st = get(kv, n, s, "state");
 		char stbuf[600];
 		const char *sig = get(kv, n, s, "signal"), *code = get(kv, n, s, "status");
+		const char *ctl = get(kv, n, s, "control");
 		if (st && strcmp(st, "running") != 0 && strcmp(st, "starting") != 0 && (sig || code)) {
 			snprintf(stbuf, sizeof stbuf, "%s(%s%s)", st, sig ? "sig " : "", sig ? sig : code);
 			st = stbuf;
+		} else if (st && ctl) {
+			/* It runs, but did not answer: say so rather than show old numbers as its own. */
+			snprintf(stbuf, sizeof stbuf, "%s(%s)", st, ctl);
+			st = stbuf;
 		}
-		printf("%-12s %8s %-10s %8s %10s %8s %8s\n", s, pid && strcmp(pid, "0") ? pid : "-",
+		printf("%-12s %8s %-16s %8s %10s %8s %8s\n", s, pid && strcmp(pid, "0") ? pid : "-",
 		       st ? st : "?", get(kv, n, s, "restarts") ? get(kv, n, s, "restarts") : "0",
 		       frames ? frames : "-", fps ? fps : "-", dropped);
 		if (verbose > 0) {
@@ -215,8 +220,10 @@ static int watch(const struct config *c, int argc, char **argv)
 			ms_usage_error("too many stages to watch");
 		len = (size_t)k;
 	}
-	if (request(cl, line, c->timeout, reply, sizeof reply) != 0)
+	if (request(cl, line, c->timeout, reply, sizeof reply) != 0) {
+		ms_ctl_client_close(cl);
 		return MS_EXIT_FAIL;
+	}
 	if (c->verbose > 0)
 		fprintf(stderr, "%s: watching\n", ms_progname());
 	struct sigaction sa = { .sa_handler = on_signal };
@@ -254,12 +261,11 @@ static int watch(const struct config *c, int argc, char **argv)
 	return MS_EXIT_OK;
 }
 
-static int run_script(const struct config *c, const char *file)
+static int follow_script(const struct config *c, struct ms_ctl_client *cl, const char *file)
 {
 	char path[PATH_MAX];
 	if (!realpath(file, path))
 		ms_die("cannot open script '%s':", file);
-	struct ms_ctl_client *cl = connect_rig(c);
 	char line[MS_CTL_LINE_MAX], reply[MS_CTL_LINE_MAX];
 	if (request(cl, "rig subscribe script", c->timeout, reply, sizeof reply) != 0)
 		return MS_EXIT_FAIL;
@@ -317,9 +323,16 @@ static int run_script(const struct config *c, const char *file)
 	}
 }
 
-static int quit(const struct config *c)
+static int run_script(const struct config *c, const char *file)
 {
 	struct ms_ctl_client *cl = connect_rig(c);
+	int rc = follow_script(c, cl, file);
+	ms_ctl_client_close(cl);
+	return rc;
+}
+
+static int wait_quit(const struct config *c, struct ms_ctl_client *cl)
+{
 	char reply[MS_CTL_LINE_MAX], line[MS_CTL_LINE_MAX];
 	if (request(cl, "quit", c->timeout, reply, sizeof reply) != 0)
 		return MS_EXIT_FAIL;
@@ -340,6 +353,14 @@ static int quit(const struct config *c)
 	}
 }
 
+static int quit(const struct config *c)
+{
+	struct ms_ctl_client *cl = connect_rig(c);
+	int rc = wait_quit(c, cl);
+	ms_ctl_client_close(cl);
+	return rc;
+}
+
 int main(int argc, char **argv)
 {
 	struct config c;
@@ -351,8 +372,10 @@ int main(int argc, char **argv)
 	if (ac == 1 && strcmp(first, "status") == 0) {
 		struct ms_ctl_client *cl = connect_rig(&c);
 		char reply[MS_CTL_LINE_MAX];
-		if (request(cl, "status", c.timeout, reply, sizeof reply) != 0)
+		if (request(cl, "status", c.timeout, reply, sizeof reply) != 0) {
+			ms_ctl_client_close(cl);
 			return MS_EXIT_FAIL;
+		}
 		if (c.raw || c.socket)
 			printf("%s\n", reply[2] ? reply + 3 : "");
 		else

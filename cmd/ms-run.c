@@ -127,7 +127,7 @@ struct sink {
 
 struct pending {
 	struct sink sink;
-	double deadline;
+	double deadline, timeout;
 	bool dead;		/* answered by a timeout: drop the late reply */
 };
 
@@ -147,12 +147,15 @@ struct stage {
 	int restart_max;
 	double restart_delay;
 	struct stage *producer;
+	bool lossless;		/* its producer waits for it ("=>"), never drops */
 	int nconsumers;
 	struct stage *consumers[MAX_STAGES];
 	int depth;		/* pipes from a source */
 
 	enum st_state state;
 	pid_t pid;
+	pid_t pgid;		/* its process group, kept after it ends */
+	double ended_at;
 	int starts, restarts;
 	bool term_sent, kill_sent, restart_now;
 	double term_at, kill_at, restart_at, started_at;
@@ -403,8 +406,9 @@ static void parse_pipeline(struct rig *r, const char *name, char *text)
 			st->err_fd = st->ctl_fd = st->src_fd = st->dst_fd = -1;
 			r->st[r->n++] = st;
 		} else if (strcmp(w[0], "pipe") == 0) {
-			if (nw < 4 || strcmp(w[2], "->") != 0)
-				file_error(name, lineno, "expected 'pipe PRODUCER -> CONSUMER...'");
+			if (nw < 4 || (strcmp(w[2], "->") != 0 && strcmp(w[2], "=>") != 0))
+				file_error(name, lineno, "expected 'pipe PRODUCER -> CONSUMER...' "
+				           "or 'pipe PRODUCER => CONSUMER...'");
 			struct stage *from = find_stage(r, w[1]);
 			if (!from)
 				file_error(name, lineno, "no stage '%s' (define stages before their pipes)", w[1]);
@@ -418,6 +422,7 @@ static void parse_pipeline(struct rig *r, const char *name, char *text)
 					file_error(name, lineno, "stage '%s' already reads the frames of '%s'",
 					           w[i], to->producer->name);
 				to->producer = from;
+				to->lossless = w[2][0] == '=';
 				from->consumers[from->nconsumers++] = to;
 			}
 		} else if (strcmp(w[0], "restart") == 0) {
@@ -877,13 +882,37 @@ static void dst_flush(struct stage *c)
 	}
 }
 
-/* Queue bytes for consumer c; frames are dropped when c lags too far. */
+/* How much may wait for consumer c, when its records are n bytes. */
+static size_t dst_limit(size_t n)
+{
+	return RELAY_QUEUE_MIN > 3 * n ? RELAY_QUEUE_MIN : 3 * n;
+}
+
+/* Whether a consumer that its producer waits for has all it may hold. */
+static bool dst_full(const struct stage *c)
+{
+	return c->lossless && c->dst_fd >= 0 && c->dst.len - c->dst.off >= dst_limit(0);
+}
+
+/* Whether producer p must wait: one of its "=>" consumers is full. */
+static bool src_blocked(const struct stage *p)
+{
+	for (int i = 0; i < p->nconsumers; i++)
+		if (dst_full(p->consumers[i]))
+			return true;
+	return false;
+}
+
+/*
+ * Queue bytes for consumer c. A frame is dropped when c is down or, on a
+ * "->" pipe, lags too far; on a "=>" pipe the producer is not read while
+ * c is full (src_blocked), so it never lags further.
+ */
 static void dst_put(struct stage *c, const void *p, size_t n, bool frame)
 {
 	if (frame) {
-		size_t limit = RELAY_QUEUE_MIN > 3 * n ? RELAY_QUEUE_MIN : 3 * n;
 		if (c->dst_fd < 0 || !c->dst_hdr || c->dst_closing ||
-		    c->dst.len - c->dst.off + n > limit) {
+		    (!c->lossless && c->dst.len - c->dst.off + n > dst_limit(n))) {
 			c->frames_dropped++;
 			return;
 		}
@@ -1050,7 +1079,7 @@ static void src_parse(struct rig *r, struct stage *p)
 static void src_read(struct rig *r, struct stage *p)
 {
 	/* A budget per turn, so a fast camera cannot starve the control socket. */
-	for (int rounds = 0; rounds < 32 && p->src_fd >= 0; rounds++) {
+	for (int rounds = 0; rounds < 32 && p->src_fd >= 0 && !src_blocked(p); rounds++) {
 		bytes_need(&p->src, 65536);
 		ssize_t k = read(p->src_fd, p->src.p + p->src.len, p->src.cap - p->src.len);
 		if (k < 0 && errno == EINTR)
@@ -1159,7 +1188,7 @@ static int forward(struct rig *r, struct stage *st, const char *line, struct sin
 	st->ctl_out[st->ctl_outlen + n] = '\n';
 	st->ctl_outlen += n + 1;
 	int k = (st->pend_head + st->pend_n) % PENDING_MAX;
-	st->pend[k] = (struct pending){ sink, now_s() + timeout, false };
+	st->pend[k] = (struct pending){ sink, now_s() + timeout, timeout, false };
 	st->pend_n++;
 	ctl_flush(r, st);
 	return 0;
@@ -1306,6 +1335,7 @@ static int start_stage(struct rig *r, struct stage *st)
 		_exit(127);
 	}
 	setpgid(pid, pid);
+	st->pgid = pid;
 	if (in_c >= 0)
 		close(in_c);
 	if (out_c >= 0)
@@ -1410,6 +1440,7 @@ static void stage_exited(struct rig *r, struct stage *st, int status)
 	describe_status(st->exit_text, sizeof st->exit_text, status, &st->exit_code, &st->exit_signal);
 	long pid = (long)st->pid;
 	st->pid = 0;
+	st->ended_at = now_s();
 	ctl_down(r, st, "exited");
 	unlink(st->sock);
 	/* Its input is closed; what was queued for it is lost. */
@@ -1544,8 +1575,17 @@ static void rig_status_text(struct rig *r, struct job *j, char *out, size_t size
 		len += snprintf(out + len, size - (size_t)len, " %s", w);
 		/* Then what the stage says of itself, each key under its name. */
 		const char *rep = j ? j->reply[i] : NULL;
-		if (!rep)
+		if (!rep) {
+			/* Asked, but no answer came in time. */
+			if (j && st->control && st->ctl_up) {
+				char word[128];
+				snprintf(word, sizeof word, "%s.control=timeout", n);
+				int m = ms_ctl_append_word(out, size, (size_t)len, word);
+				if (m > 0)
+					len = m;
+			}
 			continue;
+		}
 		enum ms_ctl_code code;
 		const char *text;
 		if (ms_ctl_classify(rep, &code, &text) != 0) {
@@ -2090,6 +2130,27 @@ static bool all_final(struct rig *r)
 	return true;
 }
 
+/*
+ * A stage that ended may have left a child holding its output or its
+ * standard error: what is in them is read, but the rig does not wait
+ * for them more than a moment.
+ */
+#define LINGER 2.0
+static void close_lingering(struct rig *r, struct stage *st, double now)
+{
+	if (st->pid > 0 || st->ended_at == 0 || now - st->ended_at < LINGER)
+		return;
+	if (st->src_fd >= 0) {
+		say(r, 0, "%s: its output is still open %.0f s after it ended (a child of it?): "
+		    "closing it", st->name, LINGER);
+		src_close(st);
+	}
+	if (st->err_fd >= 0) {
+		close(st->err_fd);
+		st->err_fd = -1;
+	}
+}
+
 static void timers(struct rig *r)
 {
 	double now = now_s();
@@ -2119,13 +2180,14 @@ static void timers(struct rig *r)
 			if (!pd->dead && now >= pd->deadline) {
 				char reply[MS_CTL_LINE_MAX];
 				ms_ctl_err(reply, sizeof reply, MS_CTL_TIMEOUT, "stage '%s' did not answer "
-				           "within %g s", st->name, pd->deadline - now + r->cfg.timeout_s);
+				           "within %g s", st->name, pd->timeout);
 				pd->dead = true;
 				deliver(r, pd->sink, reply);
 			}
 		}
 		if (st->state != ST_RUNNING)
 			all_running = false;
+		close_lingering(r, st, now);
 	}
 	for (int k = 0; k < JOBS_MAX; k++)
 		if (r->jobs[k].used && now >= r->jobs[k].deadline)
@@ -2171,6 +2233,8 @@ static double next_wakeup(struct rig *r)
 			t = fmin(t, st->kill_at);
 		for (int k = 0; k < st->pend_n; k++)
 			t = fmin(t, st->pend[(st->pend_head + k) % PENDING_MAX].deadline);
+		if (st->pid <= 0 && st->ended_at > 0 && (st->src_fd >= 0 || st->err_fd >= 0))
+			t = fmin(t, st->ended_at + LINGER);
 	}
 	if (r->sc.active && (r->sc.st == SC_SLEEP || r->sc.st == SC_WAIT_PAUSE))
 		t = fmin(t, r->sc.until);
@@ -2229,7 +2293,7 @@ static void loop(struct rig *r)
 				what[n].kind = FD_STAGECTL;
 				what[n++].st = st;
 			}
-			if (st->src_fd >= 0) {
+			if (st->src_fd >= 0 && !src_blocked(st)) {
 				pfd[n] = (struct pollfd){ st->src_fd, POLLIN, 0 };
 				what[n].kind = FD_SRC;
 				what[n++].st = st;
@@ -2313,6 +2377,24 @@ static char *read_pipeline(const char *path)
 	return text;
 }
 
+static void free_rig(struct rig *r)
+{
+	for (int i = 0; i < r->n; i++) {
+		struct stage *st = r->st[i];
+		free_argv(st->argv);
+		free(st->ctl_in);
+		free(st->ctl_out);
+		bytes_free(&st->src);
+		bytes_free(&st->dst);
+		free(st);
+	}
+	r->n = 0;
+	for (int k = 0; k < JOBS_MAX; k++)
+		for (int i = 0; i < MAX_STAGES; i++)
+			free(r->jobs[k].reply[i]);
+	script_free(&r->sc);
+}
+
 int main(int argc, char **argv)
 {
 	struct rig rig = { .lock_fd = -1, .sfd = -1 };
@@ -2378,16 +2460,23 @@ int main(int argc, char **argv)
 		}
 		for (int i = 0; i < r->n; i++) {
 			struct stage *st = r->st[i];
-			if (st->nconsumers) {
-				printf("pipe %s ->", st->name);
-				for (int k = 0; k < st->nconsumers; k++)
-					printf(" %s", st->consumers[k]->name);
+			for (int lossless = 0; lossless < 2; lossless++) {
+				int k, any = 0;
+				for (k = 0; k < st->nconsumers; k++)
+					any += st->consumers[k]->lossless == lossless;
+				if (!any)
+					continue;
+				printf("pipe %s %s", st->name, lossless ? "=>" : "->");
+				for (k = 0; k < st->nconsumers; k++)
+					if (st->consumers[k]->lossless == lossless)
+						printf(" %s", st->consumers[k]->name);
 				printf("\n");
 			}
 		}
 		for (int i = 0; i < r->n; i++)
 			printf("restart %s %d %g\n", r->st[i]->name, r->st[i]->restart_max,
 			       r->st[i]->restart_delay);
+		free_rig(r);
 		ms_close_stdout();
 		return 0;
 	}
@@ -2428,17 +2517,13 @@ int main(int argc, char **argv)
 	say(r, r->exit_status == 0 ? 1 : 0, "rig %s stopped%s", r->id,
 	    r->exit_status == MS_EXIT_FAIL ? " after a failure" : "");
 	ms_ctl_server_close(r->srv);
+	/* Whatever the stages left running in their process groups goes too. */
+	for (int i = 0; i < r->n; i++)
+		if (r->st[i]->pgid > 0)
+			kill(-r->st[i]->pgid, SIGTERM);
 	cleanup_rundir(r);
-	for (int i = 0; i < r->n; i++) {
-		struct stage *st = r->st[i];
-		free_argv(st->argv);
-		free(st->ctl_in);
-		free(st->ctl_out);
-		bytes_free(&st->src);
-		bytes_free(&st->dst);
-		free(st);
-	}
-	script_free(&r->sc);
+	close(r->sfd);
+	free_rig(r);
 	if (r->log)
 		fclose(r->log);
 	return r->exit_status;

@@ -75,15 +75,19 @@ gone() {
 }
 
 # stop_rigs: on the way out, end every rig this file started, and every
-# process whose pid a test left in a *.pid file.
+# process whose pid a test left in a *.pid file, and wait for the rigs to
+# be gone (they write into $TRASH until then).
 stop_rigs() {
 	for f in "$TRASH"/*.pid; do
 		[ -e "$f" ] && kill -TERM "$(cat "$f")" 2>/dev/null
 	done
 	for f in "$TRASH"/*.dir; do
 		[ -e "$f" ] || continue
+		name=${f%.dir}
+		rig_ended "$name" && continue
 		pid=$(cat "$(cat "$f")/lock" 2>/dev/null)
 		[ -n "$pid" ] && kill -TERM "$pid" 2>/dev/null
+		wait_for 15 rig_ended "$name" >/dev/null
 	done
 	return 0
 }

@@ -150,7 +150,7 @@ pipe camera -> track
 EOF
 
 test_expect_success 'a rig from a pipeline file comes up' '
-	start_rig rig --data-dir data small.pipeline &&
+	start_rig rig --timeout 1 --data-dir data small.pipeline &&
 	wait_for 10 stage_running rig camera && wait_for 10 stage_running rig track
 '
 
@@ -191,6 +191,21 @@ test_expect_success 'many clients at once are all answered' '
 	wait_for 15 eval "test \$(wc -l <many.rc) -eq 20" &&
 	test "$(sort -u many.rc)" = 0 &&
 	test "$(cat answer.* | sort -u)" = "position=600"
+'
+
+test_expect_success 'a stage that stops answering: err timeout, and status says so' '
+	cpid=$(status_of rig camera.pid) &&
+	kill -STOP "$cpid" &&
+	! ms-ctl camera focus get 2>err; rc=$?
+	ms-ctl status >st; kill -CONT "$cpid"
+	cat err st &&
+	grep -q "^ms-ctl: err timeout stage .camera. did not answer within 1 s$" err &&
+	grep -q "^camera  *$cpid running(timeout) " st
+'
+
+test_expect_success 'late answers are thrown away: the next command gets its own' '
+	ms-ctl camera focus set 700 >out && test "$(cat out)" = position=700 &&
+	ms-ctl camera focus get >out && test "$(cat out)" = position=700
 '
 
 test_expect_success 'ms-ctl quit stops the rig and waits for it' '
