@@ -90,8 +90,9 @@ static const struct ms_cmd cmd = {
 	           "stages, run scripts, and stop everything in order on SIGINT, SIGTERM or quit.",
 	.opts = options,
 	.operands = "file",
-	.epilog = "Pipeline lines: 'stage NAME COMMAND...', 'pipe NAME -> NAME...',\n"
-	          "'restart NAME COUNT [DELAY]'. See ms-run(1) and ms-control(7).",
+	.epilog = "Pipeline lines: 'stage NAME COMMAND...', 'pipe NAME -> NAME...' (live: a\n"
+	          "slow consumer loses frames) or 'pipe NAME => NAME...' (lossless: the\n"
+	          "producer waits), 'restart NAME COUNT [DELAY]'. See ms-run(1), ms-control(7).",
 };
 
 static const char demo_pipeline[] =
@@ -882,6 +883,8 @@ static void dst_flush(struct stage *c)
 	}
 }
 
+static bool stage_final(const struct stage *st);
+
 /* How much may wait for consumer c, when its records are n bytes. */
 static size_t dst_limit(size_t n)
 {
@@ -913,7 +916,9 @@ static void dst_put(struct stage *c, const void *p, size_t n, bool frame)
 	if (frame) {
 		if (c->dst_fd < 0 || !c->dst_hdr || c->dst_closing ||
 		    (!c->lossless && c->dst.len - c->dst.off + n > dst_limit(n))) {
-			c->frames_dropped++;
+			/* A consumer that has ended for good misses nothing. */
+			if (!stage_final(c))
+				c->frames_dropped++;
 			return;
 		}
 		c->dst_run_frames++;
@@ -1176,7 +1181,12 @@ static int forward(struct rig *r, struct stage *st, const char *line, struct sin
 {
 	size_t n = strlen(line);
 	if (!st->ctl_up) {
-		ms_ctl_err(reply, size, MS_CTL_BUSY, "stage '%s' is %s", st->name, state_names[st->state]);
+		if (st->state == ST_RUNNING)
+			ms_ctl_err(reply, size, MS_CTL_BUSY, "stage '%s' has closed its control socket",
+			           st->name);
+		else
+			ms_ctl_err(reply, size, MS_CTL_BUSY, "stage '%s' is %s", st->name,
+			           state_names[st->state]);
 		return -1;
 	}
 	if (st->pend_n == PENDING_MAX || st->ctl_outlen + n + 1 > CTL_OUT_MAX) {
@@ -1301,7 +1311,7 @@ static int start_stage(struct rig *r, struct stage *st)
 		st->src_hdr = false;
 	}
 	if (pipe2(err_p, O_CLOEXEC) < 0) {
-		ms_err_set(e.msg[0] ? &e : &e, "cannot make a pipe:");
+		ms_err_set(&e, "cannot make a pipe:");
 		goto fail;
 	}
 	char text[2048];
