@@ -658,6 +658,41 @@ static void test_server_fifo(void)
 	tap_ok(access(fifo, F_OK) == 0, "the FIFO, which the user made, is left in place");
 }
 
+static void test_rig_paths(void)
+{
+	char out[512], want[512];
+	ms_err e;
+	const char *tmp = tap_tmpdir();
+	setenv("XDG_RUNTIME_DIR", tmp, 1);
+	unsetenv("MS_RUNTIME_DIR");
+	tap_int(ms_ctl_runtime_base(out, sizeof out), 0, "runtime base");
+	snprintf(want, sizeof want, "%s/mstk", tmp);
+	tap_str(out, want, "is $XDG_RUNTIME_DIR/mstk");
+	tap_int(ms_ctl_rig_socket("rig-42", out, sizeof out, &e), 0, "a rig by name");
+	snprintf(want, sizeof want, "%s/mstk/rig-42/ctl.sock", tmp);
+	tap_str(out, want, "is under the base");
+	tap_int(ms_ctl_rig_socket("/some/dir", out, sizeof out, &e), 0, "a rig by path");
+	tap_str(out, "/some/dir/ctl.sock", "is that directory's socket");
+	tap_int(ms_ctl_rig_socket(NULL, out, sizeof out, &e), -1, "no rig started yet");
+	tap_ok(strstr(e.msg, "no rig is running") != NULL, "says so: %s", e.msg);
+	setenv("MS_RUNTIME_DIR", "/run/rig-7", 1);
+	tap_int(ms_ctl_rig_socket(NULL, out, sizeof out, &e), 0, "a stage's own rig");
+	tap_str(out, "/run/rig-7/ctl.sock", "from $MS_RUNTIME_DIR");
+	unsetenv("MS_RUNTIME_DIR");
+	char base[400];
+	snprintf(base, sizeof base, "%s/mstk", tmp);
+	mkdir(base, 0700);
+	snprintf(want, sizeof want, "%s/last", base);
+	tap_ok(symlink("rig-9", want) == 0, "a 'last' link");
+	tap_int(ms_ctl_rig_socket(NULL, out, sizeof out, &e), 0, "the last rig");
+	snprintf(want, sizeof want, "%s/mstk/last/ctl.sock", tmp);
+	tap_str(out, want, "through the link");
+	setenv("XDG_RUNTIME_DIR", "relative/path", 1);
+	ms_ctl_runtime_base(out, sizeof out);
+	tap_ok(strncmp(out, "/tmp/mstk-", 10) == 0, "a relative $XDG_RUNTIME_DIR is ignored: %s", out);
+	tap_int(ms_ctl_runtime_base(out, 8), -1, "a base too long for the buffer is an error");
+}
+
 static void test_rate(void)
 {
 	struct ms_ctl_rate r = { 0 };
@@ -678,6 +713,7 @@ int main(void)
 	test_server_thread();
 	test_server_poll();
 	test_server_fifo();
+	test_rig_paths();
 	test_rate();
 	return tap_done();
 }
