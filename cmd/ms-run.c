@@ -1793,9 +1793,19 @@ static bool route(struct rig *r, const struct ms_ctl_cmd *c, const char *line, s
 		           c->target, names);
 		return false;
 	}
-	if (strcmp(c->verb, "subscribe") == 0 && sink.kind == SINK_CLIENT) {
-		ms_ctl_server_subscribe(r->srv, sink.id, st->name);
-		ms_ctl_ok(reply, size, "subscribed");
+	/* Subscriptions are to the rig, which passes the stages' events on:
+	 * a stage's own subscribers would be ms-run's connection to it. */
+	if (strcmp(c->verb, "subscribe") == 0) {
+		if (sink.kind != SINK_CLIENT)
+			ms_ctl_err(reply, size, MS_CTL_USAGE, "only a connection can subscribe");
+		else if (ms_ctl_server_subscribe(r->srv, sink.id, st->name) == 0)
+			ms_ctl_ok(reply, size, "subscribed");
+		else
+			ms_ctl_err(reply, size, MS_CTL_FAILED, "that connection is gone");
+		return false;
+	}
+	if (strcmp(c->verb, "unsubscribe") == 0) {
+		ms_ctl_err(reply, size, MS_CTL_USAGE, "'unsubscribe' (to the rig) ends every subscription");
 		return false;
 	}
 	if (!st->control) {

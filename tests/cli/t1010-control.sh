@@ -177,6 +177,7 @@ test_expect_success 'through the rig: err answers, exit status 1, nothing crashe
 	! ms-ctl nosuch status 2>err && grep -q "err unknown-target no stage .nosuch. (stages: camera, track; or rig)" err &&
 	! ms-ctl rig frob 2>err && grep -q "err unknown-verb no rig verb .frob." err &&
 	! ms-ctl track frob 2>err && grep -q "err unknown-verb" err &&
+	! ms-ctl camera unsubscribe 2>err && grep -q "err usage .unsubscribe. (to the rig)" err &&
 	d=$(rigdir rig) &&
 	$PY raw.py "$d/ctl.sock" 7 <bad >replies && test $(grep -c "^err usage" replies) -eq 6 &&
 	grep -q "^err busy\|^ok position" replies &&
