@@ -8,6 +8,8 @@
  * ROI list and the z of every frame, which is what ms-track and
  * ms-zlut build are tested against. The output is a function of the
  * options alone (--seed included), so a run can be repeated exactly.
+ * With --control it is also a live camera: focus, acquisition and the
+ * simulator settings change while it runs (ms-control(7)).
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -23,6 +25,7 @@
 
 #include "beadsim.h"
 #include "cli.h"
+#include "ctl.h"
 #include "err.h"
 #include "frame.h"
 #include "fstream.h"
@@ -44,7 +47,7 @@ enum {
 	OPT_FIXED_Z, OPT_TETHERED_Z, OPT_TETHERED_Z_SIGMA, OPT_TETHERED_XY_SIGMA,
 	OPT_FOCUS, OPT_PHOTONS, OPT_READ_NOISE, OPT_FORMAT, OPT_FPS, OPT_FAST, OPT_START,
 	OPT_SEED, OPT_ROI_SIZE, OPT_MIN_SEP, OPT_TRUTH, OPT_ROIS_OUT, OPT_SWEEP, OPT_FRAMES_PER_STEP,
-	OPT_ZFILE,
+	OPT_ZFILE, OPT_CONTROL,
 };
 
 static const struct ms_opt options[] = {
@@ -74,6 +77,7 @@ static const struct ms_opt options[] = {
 	{ "frames-per-step", OPT_FRAMES_PER_STEP, "N", "frames at each sweep step (10)", NULL },
 	{ "zfile", OPT_ZFILE, "FILE", "write the fixed beads' z per frame, one per line", "file" },
 	{ "output", OPT_OUTPUT, "FILE", "write a TIFF stack instead of a stream on stdout", "file:*.@(tif|tiff)" },
+	{ "control", OPT_CONTROL, "PATH", "take control commands at this socket (or FIFO)", "file" },
 	MS_OPT_VERBOSE, MS_OPT_QUIET, MS_OPT_HELP, MS_OPT_VERSION, MS_OPTS_END,
 };
 
@@ -105,7 +109,7 @@ struct config {
 	uint64_t frames;
 	bool frames_set;
 	uint64_t seed;
-	const char *truth, *rois_out, *zfile, *output;
+	const char *truth, *rois_out, *zfile, *output, *control;
 	bool sweep;
 	double sw_start, sw_step;
 	long sw_steps;		/* positions: START + STEP * [0, sw_steps) */
@@ -236,6 +240,7 @@ static void parse_args(struct config *c, int argc, char **argv)
 			break;
 		case OPT_ZFILE: c->zfile = arg; break;
 		case OPT_OUTPUT: c->output = arg; break;
+		case OPT_CONTROL: c->control = arg; break;
 		case 'v': c->verbose = 1; break;
 		case 'q': c->verbose = -1; break;
 		}
@@ -324,57 +329,349 @@ static void xfclose(FILE *f, const char *path)
 		ms_die("error writing '%s':", path);
 }
 
-/* Sleep until the monotonic time t0 + ns; a signal cuts it short. */
-static void sleep_until(const struct timespec *t0, double ns)
+/* Seconds from t0 to now on the monotonic clock. */
+static double mono_since(const struct timespec *t0)
 {
-	double s = (double)t0->tv_sec + floor(ns / 1e9);
-	double rest = (double)t0->tv_nsec + fmod(ns, 1e9);
-	struct timespec t = { (time_t)s, 0 };
-	if (rest >= 1e9) {
-		t.tv_sec++;
-		rest -= 1e9;
+	return seconds_since(t0);
+}
+
+/* What a live run can change, and what it counts. */
+struct run {
+	struct config c;
+	size_t n;			/* beads: c.nfixed fixed, then tethered */
+	struct ms_beadsim *sim;
+	double zmin, zmax;		/* the z range the table covers */
+	double still_z;			/* z of the cached fixed-bead image */
+	double dt;
+	bool paused, quit;
+	bool rebase;			/* fps changed: restart the schedule */
+	uint64_t frames;
+	struct ms_ctl_rate rate;
+	struct ms_ctl_server *srv;
+	double setup_s;
+};
+
+/* The z every bead may reach with these settings, for the table. */
+static void z_needed(const struct config *c, size_t n, double *lo, double *hi)
+{
+	double flo = c->focus, fhi = c->focus;
+	if (c->sweep) {
+		double last = c->sw_start + (double)(c->sw_steps - 1) * c->sw_step;
+		flo = fmin(c->sw_start, last);
+		fhi = fmax(c->sw_start, last);
 	}
-	t.tv_nsec = (long)rest;
-	clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &t, NULL);
+	double zlo = INFINITY, zhi = -INFINITY;
+	if (c->nfixed > 0 || n == 0) {
+		zlo = c->fixed_z + flo;
+		zhi = c->fixed_z + fhi;
+	}
+	double sd_z = ms_ou_stationary_sd(THETA_Z, c->z_sigma, 1 / c->fps);
+	if (c->ntethered > 0) {
+		zlo = fmin(zlo, c->tethered_z + flo - 6 * sd_z);
+		zhi = fmax(zhi, c->tethered_z + fhi + 6 * sd_z);
+	}
+	*lo = zlo;
+	*hi = zhi;
+}
+
+/*
+ * Build the bead table for z in [lo, hi], plus margin nm each side when
+ * that fits (a live camera's focus then moves without a rebuild).
+ */
+static struct ms_beadsim *build_table(const struct config *c, double lo, double hi,
+                                      double margin, ms_err *e)
+{
+	struct ms_beadsim_params bp;
+	ms_beadsim_defaults(&bp);
+	bp.nm_per_px = c->nm_per_px;
+	bp.render_radius_px = 0.75 * (double)c->roi_size;
+	if (hi - lo + 2 * margin + 4 * bp.dz_nm > Z_SPAN_MAX)
+		margin = 0;
+	/* Planes on multiples of dz, so round z values fall on them. */
+	bp.z_min_nm = floor((lo - margin) / bp.dz_nm) * bp.dz_nm - 2 * bp.dz_nm;
+	bp.z_max_nm = ceil((hi + margin) / bp.dz_nm) * bp.dz_nm + 2 * bp.dz_nm;
+	if (bp.z_max_nm - bp.z_min_nm > Z_SPAN_MAX) {
+		ms_err_set(e, "the beads would span z %g..%g nm, more than the %g um one run may; "
+		           "narrow the sweep or the z options", lo, hi, Z_SPAN_MAX / 1000);
+		return NULL;
+	}
+	return ms_beadsim_new(&bp, e);
+}
+
+#define LIVE_MARGIN 2000.0	/* nm of focus travel a live table allows for */
+
+/* Make the table cover what settings c need: rebuild it if it does not. */
+static int ensure_table(struct run *r, const struct config *c, ms_err *e)
+{
+	double lo, hi;
+	z_needed(c, r->n, &lo, &hi);
+	if (r->sim && lo >= r->zmin && hi <= r->zmax)
+		return 0;
+	struct ms_beadsim *sim = build_table(c, lo, hi, LIVE_MARGIN, e);
+	if (!sim)
+		return -1;
+	ms_beadsim_free(r->sim);
+	r->sim = sim;
+	ms_beadsim_zrange(sim, &r->zmin, &r->zmax);
+	r->still_z = NAN;
+	return 0;
+}
+
+/* ---- control ------------------------------------------------------------ */
+
+/* The settings "set" and "get" know, with the ranges of their options. */
+enum setting { S_FPS, S_FIXED_Z, S_TETHERED_Z, S_Z_SIGMA, S_XY_SIGMA, S_PHOTONS, S_READ_NOISE, S_FOCUS, NSET };
+
+static const struct {
+	const char *name;
+	double min, max;
+} settings[NSET] = {
+	[S_FPS] = { "fps", 1e-3, 1e6 },
+	[S_FIXED_Z] = { "fixed-z", -Z_LIMIT, Z_LIMIT },
+	[S_TETHERED_Z] = { "tethered-z", -Z_LIMIT, Z_LIMIT },
+	[S_Z_SIGMA] = { "tethered-z-sigma", 0, 10000 },
+	[S_XY_SIGMA] = { "tethered-xy-sigma", 0, 100 },
+	[S_PHOTONS] = { "photons", 0, 1e12 },
+	[S_READ_NOISE] = { "read-noise", 0, 1e9 },
+	[S_FOCUS] = { "focus", -Z_LIMIT, Z_LIMIT },
+};
+
+static double *setting_ptr(struct config *c, enum setting k)
+{
+	switch (k) {
+	case S_FPS: return &c->fps;
+	case S_FIXED_Z: return &c->fixed_z;
+	case S_TETHERED_Z: return &c->tethered_z;
+	case S_Z_SIGMA: return &c->z_sigma;
+	case S_XY_SIGMA: return &c->xy_sigma;
+	case S_PHOTONS: return &c->photons;
+	case S_READ_NOISE: return &c->read_noise;
+	case S_FOCUS: return &c->focus;
+	case NSET: break;
+	}
+	return NULL;
+}
+
+static int find_setting(const char *name)
+{
+	for (int k = 0; k < NSET; k++)
+		if (strcmp(settings[k].name, name) == 0)
+			return k;
+	return -1;
+}
+
+/*
+ * Apply a new configuration: check it whole, build a table if it needs
+ * one, and only then change anything, so a refused command changes
+ * nothing. Answers into reply on failure.
+ */
+static int apply(struct run *r, const struct config *nc, char *reply, size_t size)
+{
+	if (r->c.sweep && (nc->focus != r->c.focus))
+		return ms_ctl_err(reply, size, MS_CTL_BUSY, "a --sweep drives the focus"), -1;
+	if (r->c.ntethered > 0 && (THETA_Z / nc->fps >= 2 || THETA_XY / nc->fps >= 2))
+		return ms_ctl_err(reply, size, MS_CTL_BAD_VALUE,
+		                  "fps %g is too low for tethered beads: it must be above %g",
+		                  nc->fps, THETA_Z / 2), -1;
+	ms_err e;
+	if (ensure_table(r, nc, &e) < 0)
+		return ms_ctl_err(reply, size, MS_CTL_FAILED, "%s", e.msg), -1;
+	bool focus_moved = nc->focus != r->c.focus;
+	r->rebase = r->rebase || nc->fps != r->c.fps;
+	r->c = *nc;
+	r->dt = 1 / r->c.fps;
+	if (focus_moved)
+		ms_ctl_server_event(r->srv, NULL, "focus position=%.10g", r->c.focus);
+	return 0;
+}
+
+static int parse_value(const char *name, const char *text, double *v, char *reply, size_t size)
+{
+	int k = find_setting(name);
+	if (k < 0)
+		return ms_ctl_err(reply, size, MS_CTL_USAGE, "no setting '%s' (settings: fps, fixed-z, "
+		                  "tethered-z, tethered-z-sigma, tethered-xy-sigma, photons, read-noise, "
+		                  "focus)", name), -1;
+	if (ms_parse_double(text, v) < 0)
+		return ms_ctl_err(reply, size, MS_CTL_BAD_VALUE, "%s '%s' is not a number", name, text), -1;
+	if (*v < settings[k].min || *v > settings[k].max)
+		return ms_ctl_err(reply, size, MS_CTL_BAD_VALUE, "%s %s is out of range: %g to %g", name,
+		                  text, settings[k].min, settings[k].max), -1;
+	return k;
+}
+
+static void status_reply(struct run *r, char *reply, size_t size)
+{
+	double now = ms_ctl_now();
+	ms_ctl_ok(reply, size,
+	          "state=%s frames=%" PRIu64 " fps=%.1f acquisition=%s focus=%.10g fps-set=%.10g "
+	          "fixed-z=%.10g tethered-z=%.10g tethered-z-sigma=%.10g tethered-xy-sigma=%.10g "
+	          "photons=%.10g read-noise=%.10g width=%ld height=%ld fixed=%ld tethered=%ld "
+	          "zmin=%.10g zmax=%.10g",
+	          r->paused ? "paused" : "running", r->frames, ms_ctl_rate_get(&r->rate, now),
+	          r->paused ? "off" : "on", r->c.focus, r->c.fps, r->c.fixed_z, r->c.tethered_z,
+	          r->c.z_sigma, r->c.xy_sigma, r->c.photons, r->c.read_noise, r->c.width,
+	          r->c.height, r->c.nfixed, r->c.ntethered, r->zmin, r->zmax);
+}
+
+static void on_command(void *ctx, struct ms_ctl_server *srv, struct ms_ctl_req *q)
+{
+	struct run *r = ctx;
+	const struct ms_ctl_cmd *cmd = q->cmd;
+	const char *verb = cmd->verb;
+	char *reply = q->reply;
+	size_t size = sizeof q->reply;
+	(void)srv;
+	if (strcmp(verb, "status") == 0) {
+		status_reply(r, reply, size);
+	} else if (strcmp(verb, "focus") == 0) {
+		const char *sub = cmd->argc > 0 ? cmd->argv[0] : "";
+		if (strcmp(sub, "get") == 0 && cmd->argc == 1) {
+			ms_ctl_ok(reply, size, "position=%.10g", r->c.focus);
+		} else if (strcmp(sub, "set") == 0 && cmd->argc == 2) {
+			double v;
+			if (parse_value("focus", cmd->argv[1], &v, reply, size) < 0)
+				return;
+			struct config nc = r->c;
+			nc.focus = v;
+			if (apply(r, &nc, reply, size) == 0)
+				ms_ctl_ok(reply, size, "position=%.10g", r->c.focus);
+		} else {
+			ms_ctl_err(reply, size, MS_CTL_USAGE, "focus get | focus set NM");
+		}
+	} else if (strcmp(verb, "set") == 0) {
+		if (cmd->argc == 0) {
+			ms_ctl_err(reply, size, MS_CTL_USAGE, "set KEY=VALUE...");
+			return;
+		}
+		struct config nc = r->c;
+		for (int i = 0; i < cmd->argc; i++) {
+			char key[64];
+			const char *val;
+			double v;
+			if (!ms_ctl_kv(cmd->argv[i], key, sizeof key, &val)) {
+				ms_ctl_err(reply, size, MS_CTL_USAGE, "'%s' is not KEY=VALUE", cmd->argv[i]);
+				return;
+			}
+			int k = parse_value(key, val, &v, reply, size);
+			if (k < 0)
+				return;
+			*setting_ptr(&nc, (enum setting)k) = v;
+		}
+		if (apply(r, &nc, reply, size) == 0)
+			ms_ctl_ok(reply, size, "%s", "");
+	} else if (strcmp(verb, "get") == 0) {
+		char text[MS_CTL_LINE_MAX] = "";
+		size_t len = 0;
+		for (int k = 0; k < NSET; k++) {
+			bool want = cmd->argc == 0;
+			for (int i = 0; i < cmd->argc; i++)
+				want = want || strcmp(cmd->argv[i], settings[k].name) == 0;
+			if (want)
+				len += (size_t)snprintf(text + len, sizeof text - len, "%s%s=%.10g",
+				                        len ? " " : "", settings[k].name,
+				                        *setting_ptr(&r->c, (enum setting)k));
+		}
+		for (int i = 0; i < cmd->argc; i++)
+			if (find_setting(cmd->argv[i]) < 0) {
+				ms_ctl_err(reply, size, MS_CTL_USAGE, "no setting '%s'", cmd->argv[i]);
+				return;
+			}
+		ms_ctl_ok(reply, size, "%s", text);
+	} else if (strcmp(verb, "acquisition") == 0) {
+		const char *v = cmd->argc == 1 ? cmd->argv[0] : "";
+		if (cmd->argc == 0) {
+			ms_ctl_ok(reply, size, "acquisition=%s", r->paused ? "off" : "on");
+		} else if (strcmp(v, "on") == 0 || strcmp(v, "off") == 0) {
+			bool paused = v[1] == 'f';
+			if (paused != r->paused) {
+				r->paused = paused;
+				ms_ctl_server_event(r->srv, NULL, "acquisition state=%s", v);
+			}
+			ms_ctl_ok(reply, size, "acquisition=%s", v);
+		} else {
+			ms_ctl_err(reply, size, MS_CTL_USAGE, "acquisition [on|off]");
+		}
+	} else if (strcmp(verb, "quit") == 0) {
+		r->quit = true;
+		ms_ctl_ok(reply, size, "stopping");
+	} else if (strcmp(verb, "help") == 0) {
+		ms_ctl_ok(reply, size, "verbs: status, focus get, focus set NM, set KEY=VALUE..., "
+		          "get [KEY...], acquisition [on|off], quit, subscribe, unsubscribe, help");
+	} else {
+		ms_ctl_err(reply, size, MS_CTL_UNKNOWN_VERB, "no verb '%s' (try help)", verb);
+	}
+}
+
+/*
+ * Wait until t0 + ns on the monotonic clock; a signal or a quit cuts it
+ * short. With a control endpoint, commands are served meanwhile.
+ */
+static void wait_until(struct run *r, const struct timespec *t0, double ns)
+{
+	for (;;) {
+		double left = ns / 1e9 - mono_since(t0);
+		if (stop_signal || r->quit || r->paused)
+			return;
+		if (!r->srv) {
+			if (left <= 0)
+				return;
+			double s = (double)t0->tv_sec + floor(ns / 1e9);
+			double rest = (double)t0->tv_nsec + fmod(ns, 1e9);
+			struct timespec t = { (time_t)s, 0 };
+			if (rest >= 1e9) {
+				t.tv_sec++;
+				rest -= 1e9;
+			}
+			t.tv_nsec = (long)rest;
+			clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &t, NULL);
+			return;
+		}
+		ms_ctl_server_wait(r->srv, left > 0 ? left : 0, on_command, r);
+		if (left <= 0)
+			return;
+	}
 }
 
 int main(int argc, char **argv)
 {
-	struct config c;
-	parse_args(&c, argc, argv);
+	struct run r = { .still_z = NAN };
+	parse_args(&r.c, argc, argv);
+	struct config *cp = &r.c;
 	ms_err e = { "" };
 	struct timespec t_setup;
 	clock_gettime(CLOCK_MONOTONIC, &t_setup);
 
 	/* Independent streams, so that no option changes another's draws. */
 	struct ms_rng rplace, rmove, rnoise;
-	ms_rng_seed(&rplace, c.seed * 4 + 1);
-	ms_rng_seed(&rmove, c.seed * 4 + 2);
-	ms_rng_seed(&rnoise, c.seed * 4 + 3);
+	ms_rng_seed(&rplace, cp->seed * 4 + 1);
+	ms_rng_seed(&rmove, cp->seed * 4 + 2);
+	ms_rng_seed(&rnoise, cp->seed * 4 + 3);
 
-	double dt = 1 / c.fps;
-	if (c.ntethered > 0 && (THETA_Z * dt >= 2 || THETA_XY * dt >= 2))
+	r.dt = 1 / cp->fps;
+	if (cp->ntethered > 0 && (THETA_Z * r.dt >= 2 || THETA_XY * r.dt >= 2))
 		ms_usage_error("invalid value '%g' for --fps: tethered-bead motion needs more than %g frames/s",
-		               c.fps, THETA_Z / 2);
-	double sd_xy = ms_ou_stationary_sd(THETA_XY, c.xy_sigma, dt);
-	double sd_z = ms_ou_stationary_sd(THETA_Z, c.z_sigma, dt);
+		               cp->fps, THETA_Z / 2);
+	double sd_xy = ms_ou_stationary_sd(THETA_XY, cp->xy_sigma, r.dt);
+	double sd_z = ms_ou_stationary_sd(THETA_Z, cp->z_sigma, r.dt);
 	/*
 	 * Margins use the continuous-time SD, so that the layout depends on
 	 * the seed, counts, frame, ROI size and xy sigma only: a one-frame
 	 * run at any --fps gives the ROI list of a longer one.
 	 */
-	double sd_xy_margin = c.xy_sigma / sqrt(2 * THETA_XY);
+	double sd_xy_margin = cp->xy_sigma / sqrt(2 * THETA_XY);
 
-	size_t n = (size_t)(c.nfixed + c.ntethered);
+	size_t n = (size_t)(cp->nfixed + cp->ntethered);
+	r.n = n;
 	struct bead *beads = ms_xcalloc(n ? n : 1, sizeof *beads);
-	for (size_t i = (size_t)c.nfixed; i < n; i++)
+	for (size_t i = (size_t)cp->nfixed; i < n; i++)
 		beads[i].tethered = true;
-	place_beads(&c, beads, n, sd_xy_margin, &rplace);
+	place_beads(cp, beads, n, sd_xy_margin, &rplace);
 	struct ms_roilist rois = { ms_xcalloc(n ? n : 1, sizeof *rois.roi), n };
 	for (size_t i = 0; i < n; i++) {
 		struct bead *b = &beads[i];
-		b->roi = (struct ms_roi){ (uint32_t)i, (int32_t)lround(b->cx - (double)c.roi_size / 2),
-		                          (int32_t)lround(b->cy - (double)c.roi_size / 2) };
+		b->roi = (struct ms_roi){ (uint32_t)i, (int32_t)lround(b->cx - (double)cp->roi_size / 2),
+		                          (int32_t)lround(b->cy - (double)cp->roi_size / 2) };
 		rois.roi[i] = b->roi;
 		if (b->tethered) {
 			/* Start in the stationary state, so statistics need no burn-in. */
@@ -384,77 +681,65 @@ int main(int argc, char **argv)
 		}
 	}
 
-	/* The z range the table must cover: every z the run can reach. */
-	double flo = c.focus, fhi = c.focus;
-	if (c.sweep) {
-		double last = c.sw_start + (double)(c.sw_steps - 1) * c.sw_step;
-		flo = fmin(c.sw_start, last);
-		fhi = fmax(c.sw_start, last);
-	}
-	double zlo = INFINITY, zhi = -INFINITY;
-	if (c.nfixed > 0 || n == 0) {
-		zlo = c.fixed_z + flo;
-		zhi = c.fixed_z + fhi;
-	}
-	double tz_lo = c.tethered_z + flo - 6 * sd_z, tz_hi = c.tethered_z + fhi + 6 * sd_z;
-	if (c.ntethered > 0) {
-		zlo = fmin(zlo, tz_lo);
-		zhi = fmax(zhi, tz_hi);
-	}
-	struct ms_beadsim_params bp;
-	ms_beadsim_defaults(&bp);
-	bp.nm_per_px = c.nm_per_px;
-	bp.render_radius_px = 0.75 * (double)c.roi_size;
-	/* Planes on multiples of dz, so round z values fall on them. */
-	bp.z_min_nm = floor(zlo / bp.dz_nm) * bp.dz_nm - 2 * bp.dz_nm;
-	bp.z_max_nm = ceil(zhi / bp.dz_nm) * bp.dz_nm + 2 * bp.dz_nm;
-	if (bp.z_max_nm - bp.z_min_nm > Z_SPAN_MAX)
-		ms_usage_error("the beads would span z %g..%g nm, more than the %g um one run may; "
-		               "narrow the sweep or the z options", zlo, zhi, Z_SPAN_MAX / 1000);
-	struct ms_beadsim *sim = ms_beadsim_new(&bp, &e);
-	if (!sim)
+	/* The table covers every z the run can reach (and, live, some more). */
+	double zlo, zhi;
+	z_needed(cp, n, &zlo, &zhi);
+	r.sim = build_table(cp, zlo, zhi, cp->control ? LIVE_MARGIN : 0, &e);
+	if (!r.sim) {
+		if (strstr(e.msg, "would span"))
+			ms_usage_error("%s", e.msg);
 		ms_die("%s", e.msg);
-	double zmin, zmax;
-	ms_beadsim_zrange(sim, &zmin, &zmax);
-	double setup_s = seconds_since(&t_setup);
-	if (c.verbose > 0) {
+	}
+	ms_beadsim_zrange(r.sim, &r.zmin, &r.zmax);
+	r.setup_s = seconds_since(&t_setup);
+	if (cp->verbose > 0) {
 		size_t nr, nz;
-		ms_beadsim_table_size(sim, &nr, &nz);
+		ms_beadsim_table_size(r.sim, &nr, &nz);
 		fprintf(stderr, "%s: bead model: %zu z planes (%g..%g nm) x %zu radii, built in %.3f s\n",
-		        ms_progname(), nz, zmin, zmax, nr, setup_s);
+		        ms_progname(), nz, r.zmin, r.zmax, nr, r.setup_s);
 		for (size_t i = 0; i < n; i++)
 			fprintf(stderr, "%s: bead %zu %s at (%.3f, %.3f), ROI (%d, %d)\n", ms_progname(), i,
 			        beads[i].tethered ? "tethered" : "fixed", beads[i].cx, beads[i].cy,
 			        beads[i].roi.x0, beads[i].roi.y0);
 	}
 
-	if (c.rois_out) {
-		FILE *f = xfopen(c.rois_out);
+	if (cp->control) {
+		const char *name = getenv("MS_STAGE");
+		r.srv = ms_ctl_server_open(cp->control, name && *name ? name : "camera", 0, &e);
+		if (!r.srv)
+			ms_die("%s", e.msg);
+	}
+
+	if (cp->rois_out) {
+		FILE *f = xfopen(cp->rois_out);
 		const char **comment = ms_xcalloc(n ? n : 1, sizeof *comment);
 		for (size_t i = 0; i < n; i++)
 			comment[i] = beads[i].tethered ? "tethered" : "fixed";
 		ms_rois_write(f, &rois, comment);
-		xfclose(f, c.rois_out);
+		xfclose(f, cp->rois_out);
 		free(comment);
 	}
-	FILE *truth = c.truth ? xfopen(c.truth) : NULL;
-	FILE *zfile = c.zfile ? xfopen(c.zfile) : NULL;
+	FILE *truth = cp->truth ? xfopen(cp->truth) : NULL;
+	FILE *zfile = cp->zfile ? xfopen(cp->zfile) : NULL;
 	if (truth)
 		fprintf(truth, "# frame\tt_ns\tbead\tx_nm\ty_nm\tz_nm\troi_x0\troi_y0\n");
 
 	struct ms_frame_info info = {
-		.width = (uint32_t)c.width, .height = (uint32_t)c.height,
-		.fmt = c.fmt, .nm_per_px = c.nm_per_px,
+		.width = (uint32_t)cp->width, .height = (uint32_t)cp->height,
+		.fmt = cp->fmt, .nm_per_px = cp->nm_per_px,
 	};
-	size_t npx = (size_t)c.width * (size_t)c.height;
+	size_t npx = (size_t)cp->width * (size_t)cp->height;
 	float *still = ms_xmalloc(npx * sizeof *still);
 	float *work = ms_xmalloc(npx * sizeof *work);
 	void *pixels = ms_xmalloc(ms_frame_bytes(&info));
 
 	struct ms_fwriter *fw = NULL;
 	struct ms_tiff_writer *tw = NULL;
-	if (c.output) {
-		tw = ms_tiff_open_write(c.output, &info, c.frames, &e);
+	struct sigaction sa = { .sa_handler = on_signal };
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+	if (cp->output) {
+		tw = ms_tiff_open_write(cp->output, &info, cp->frames, &e);
 		if (!tw)
 			ms_die("%s", e.msg);
 	} else {
@@ -462,48 +747,78 @@ int main(int argc, char **argv)
 		signal(SIGPIPE, SIG_IGN);
 		fw = ms_fwriter_open(STDOUT_FILENO, &info, "standard output", &e);
 		if (!fw) {
+			ms_ctl_server_close(r.srv);
 			if (errno == EPIPE)
 				return MS_EXIT_OK;
+			if (errno == EINTR && stop_signal)
+				return 128 + stop_signal;
 			ms_die("%s", e.msg);
 		}
 	}
-	struct sigaction sa = { .sa_handler = on_signal };
-	sigaction(SIGINT, &sa, NULL);
-	sigaction(SIGTERM, &sa, NULL);
 
-	uint64_t start_ns = c.start_set ? c.start_ns : c.fast ? FAST_START_NS : ms_now_ns();
+	uint64_t start_ns = cp->start_set ? cp->start_ns : cp->fast ? FAST_START_NS : ms_now_ns();
 	struct timespec t0;
 	clock_gettime(CLOCK_MONOTONIC, &t0);
-	double still_z = NAN;
+	/*
+	 * Frame i is due base_ns + (i - base_i) / fps after t0, and its
+	 * timestamp is start_ns plus that; a change of rate or a pause starts
+	 * the schedule afresh from the frame it affects.
+	 */
+	double base_ns = 0, prev_ns = 0;
+	uint64_t base_i = 0;
 	uint64_t i;
 	bool broken_pipe = false;
-	for (i = 0; (c.frames == 0 || i < c.frames) && !stop_signal; i++) {
-		double focus = focus_at(&c, i);
-		double fz = c.fixed_z + focus;
+	for (i = 0; (cp->frames == 0 || i < cp->frames) && !stop_signal && !r.quit; i++) {
+		if (r.srv) {
+			ms_ctl_server_dispatch(r.srv, on_command, &r);
+			/* Paused, the camera takes no frames: time runs on without them. */
+			bool was_paused = r.paused;
+			while (r.paused && !stop_signal && !r.quit)
+				ms_ctl_server_wait(r.srv, 0.25, on_command, &r);
+			if (stop_signal || r.quit)
+				break;
+			if (r.rebase && i > 0) {
+				base_ns = prev_ns + 1e9 / cp->fps;
+				base_i = i;
+			}
+			r.rebase = false;
+			if (was_paused && !cp->fast) {
+				base_ns = fmax(mono_since(&t0) * 1e9, prev_ns + 1e9 / cp->fps);
+				base_i = i;
+			}
+		}
+		double sched_ns = base_ns + (double)(i - base_i) * 1e9 / cp->fps;
+		double focus = focus_at(cp, i);
+		double fz = cp->fixed_z + focus;
 		/* Fixed beads share one z: draw them once per focus position. */
-		if (!(fz == still_z)) {
-			ms_beadsim_fill(sim, still, npx);
-			for (size_t k = 0; k < (size_t)c.nfixed; k++)
-				if (ms_beadsim_add(sim, still, (int)c.width, (int)c.height, beads[k].cx,
+		if (!(fz == r.still_z)) {
+			ms_beadsim_fill(r.sim, still, npx);
+			for (size_t k = 0; k < (size_t)cp->nfixed; k++)
+				if (ms_beadsim_add(r.sim, still, (int)cp->width, (int)cp->height, beads[k].cx,
 				                   beads[k].cy, fz, &e) < 0)
 					ms_die("%s", e.msg);
-			still_z = fz;
+			r.still_z = fz;
 		}
 		memcpy(work, still, npx * sizeof *work);
-		for (size_t k = (size_t)c.nfixed; k < n; k++) {
+		for (size_t k = (size_t)cp->nfixed; k < n; k++) {
 			struct bead *b = &beads[k];
-			double z = fmin(fmax(c.tethered_z + focus + b->oz, zmin), zmax);
-			if (ms_beadsim_add(sim, work, (int)c.width, (int)c.height, b->cx + b->ox,
+			double z = fmin(fmax(cp->tethered_z + focus + b->oz, r.zmin), r.zmax);
+			if (ms_beadsim_add(r.sim, work, (int)cp->width, (int)cp->height, b->cx + b->ox,
 			                   b->cy + b->oy, z, &e) < 0)
 				ms_die("%s", e.msg);
 		}
-		ms_beadsim_camera(work, npx, c.photons, c.read_noise, c.fmt, pixels, &rnoise);
+		ms_beadsim_camera(work, npx, cp->photons, cp->read_noise, cp->fmt, pixels, &rnoise);
 
-		uint64_t t_ns = start_ns + (uint64_t)llround((double)i * 1e9 / c.fps);
-		if (!c.fast) {
-			sleep_until(&t0, (double)i * 1e9 / c.fps);
-			if (stop_signal)
+		uint64_t t_ns = start_ns + (uint64_t)llround(sched_ns);
+		if (!cp->fast) {
+			wait_until(&r, &t0, sched_ns);
+			if (stop_signal || r.quit)
 				break;
+			/* Paused while it waited: this frame is never taken. */
+			if (r.paused) {
+				i--;
+				continue;
+			}
 		}
 		if (tw) {
 			if (ms_tiff_write(tw, pixels, t_ns, &e) < 0)
@@ -515,27 +830,34 @@ int main(int argc, char **argv)
 					broken_pipe = true;
 					break;
 				}
+				if (errno == EINTR && stop_signal)
+					break;
 				ms_die("%s", e.msg);
 			}
 		}
+		r.frames = i + 1;
+		ms_ctl_rate_add(&r.rate, 1, ms_ctl_now());
 		if (truth)
 			for (size_t k = 0; k < n; k++) {
 				const struct bead *b = &beads[k];
-				double z = b->tethered ? fmin(fmax(c.tethered_z + focus + b->oz, zmin), zmax) : fz;
+				double z = b->tethered ? fmin(fmax(cp->tethered_z + focus + b->oz, r.zmin), r.zmax) : fz;
 				fprintf(truth, "%" PRIu64 "\t%" PRIu64 "\t%zu\t%.4f\t%.4f\t%.4f\t%d\t%d\n", i,
-				        t_ns, k, (b->cx + b->ox) * c.nm_per_px, (b->cy + b->oy) * c.nm_per_px,
+				        t_ns, k, (b->cx + b->ox) * cp->nm_per_px, (b->cy + b->oy) * cp->nm_per_px,
 				        z, b->roi.x0, b->roi.y0);
 			}
 		if (zfile)
 			fprintf(zfile, "%.10g\n", fz);
-		for (size_t k = (size_t)c.nfixed; k < n; k++) {
+		for (size_t k = (size_t)cp->nfixed; k < n; k++) {
 			struct bead *b = &beads[k];
-			b->ox = ms_ou_step(b->ox, 0, THETA_XY, c.xy_sigma, dt, &rmove);
-			b->oy = ms_ou_step(b->oy, 0, THETA_XY, c.xy_sigma, dt, &rmove);
-			b->oz = ms_ou_step(b->oz, 0, THETA_Z, c.z_sigma, dt, &rmove);
+			b->ox = ms_ou_step(b->ox, 0, THETA_XY, cp->xy_sigma, r.dt, &rmove);
+			b->oy = ms_ou_step(b->oy, 0, THETA_XY, cp->xy_sigma, r.dt, &rmove);
+			b->oz = ms_ou_step(b->oz, 0, THETA_Z, cp->z_sigma, r.dt, &rmove);
 		}
+		prev_ns = sched_ns;
 	}
 	double elapsed = seconds_since(&t0);
+	/* Stop taking commands before the stream ends: a consumer may go next. */
+	ms_ctl_server_close(r.srv);
 
 	if (tw && ms_tiff_close_write(tw, &e) < 0)
 		ms_die("%s", e.msg);
@@ -549,16 +871,16 @@ int main(int argc, char **argv)
 		}
 	}
 	if (truth)
-		xfclose(truth, c.truth);
+		xfclose(truth, cp->truth);
 	if (zfile)
-		xfclose(zfile, c.zfile);
+		xfclose(zfile, cp->zfile);
 	/* A reader that stops reading is a normal end of a camera's stream. */
-	if (c.verbose >= 0 && !broken_pipe)
+	if (cp->verbose >= 0 && !broken_pipe)
 		fprintf(stderr, "%s: %" PRIu64 " frames in %.2f s (%.1f frames/s; set-up %.2f s)%s\n",
-		        ms_progname(), i, elapsed, elapsed > 0 ? (double)i / elapsed : 0.0, setup_s,
-		        stop_signal ? " (stopped by a signal)" : "");
+		        ms_progname(), i, elapsed, elapsed > 0 ? (double)i / elapsed : 0.0, r.setup_s,
+		        stop_signal ? " (stopped by a signal)" : r.quit ? " (stopped by a quit command)" : "");
 
-	ms_beadsim_free(sim);
+	ms_beadsim_free(r.sim);
 	ms_rois_free(&rois);
 	free(beads);
 	free(still);

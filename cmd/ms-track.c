@@ -4,8 +4,10 @@
  * radial profile and, with a Z-LUT, z; writes one row per bead per frame
  * as TSV on stdout and/or into a MagScope-schema HDF5 tracks file. ROIs
  * (not frames) are spread over worker threads, a batch of frames at a time.
+ * With --control, a thread answers status queries while it runs.
  */
 #include <math.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,6 +16,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "ctl.h"
 #include "err.h"
 #include "framesrc.h"
 #include "pool.h"
@@ -26,7 +29,7 @@
 
 enum {
 	OPT_ROIS = 'r', OPT_ZLUT = 'z', OPT_OUT = 'o', OPT_JOBS = 'j', OPT_FORCE = 'f',
-	OPT_NM_PER_PX = MS_KEY_LONG, OPT_TSV, OPT_BATCH, OPT_NO_ROI_POS,
+	OPT_NM_PER_PX = MS_KEY_LONG, OPT_TSV, OPT_BATCH, OPT_NO_ROI_POS, OPT_CONTROL,
 };
 
 static const struct ms_opt options[] = {
@@ -39,6 +42,7 @@ static const struct ms_opt options[] = {
 	{ "jobs", OPT_JOBS, "N", "worker threads (default: all cores)", NULL },
 	{ "batch", OPT_BATCH, "N", "frames per batch, and per HDF5 append (32)", NULL },
 	{ "no-roi-positions", OPT_NO_ROI_POS, NULL, "leave roi_positions_px out of the HDF5 file", NULL },
+	{ "control", OPT_CONTROL, "PATH", "answer status queries at this socket (or FIFO)", "file" },
 	MS_TRACK_OPTS,
 	MS_OPT_VERBOSE, MS_OPT_QUIET, MS_OPT_HELP, MS_OPT_VERSION, MS_OPTS_END,
 };
@@ -56,7 +60,7 @@ static const struct ms_cmd cmd = {
 };
 
 struct config {
-	const char *rois_path, *zlut_path, *out_path;
+	const char *rois_path, *zlut_path, *out_path, *control;
 	bool force, tsv, roi_positions;
 	bool weighting_given, oversample_given, roi_size_given;
 	double nm_per_px;	/* 0: from the input */
@@ -81,6 +85,34 @@ struct batch {
 	struct ms_xyz *xyz;		/* nframes * nrois */
 	double *z_prev;			/* per ROI: last valid z, for a local search */
 };
+
+/* What the control thread reports; the main loop updates it per batch. */
+struct live {
+	pthread_mutex_t mu;
+	uint64_t frames, invalid;
+	size_t nrois;
+	struct ms_ctl_rate rate;
+};
+
+static void on_command(void *ctx, struct ms_ctl_server *srv, struct ms_ctl_req *q)
+{
+	struct live *l = ctx;
+	(void)srv;
+	if (strcmp(q->cmd->verb, "status") == 0) {
+		pthread_mutex_lock(&l->mu);
+		double now = ms_ctl_now(), fps = ms_ctl_rate_get(&l->rate, now);
+		ms_ctl_ok(q->reply, sizeof q->reply,
+		          "state=running frames=%llu fps=%.1f rois=%zu rois-per-s=%.0f invalid=%llu",
+		          (unsigned long long)l->frames, fps, l->nrois, fps * (double)l->nrois,
+		          (unsigned long long)l->invalid);
+		pthread_mutex_unlock(&l->mu);
+	} else if (strcmp(q->cmd->verb, "help") == 0) {
+		ms_ctl_ok(q->reply, sizeof q->reply, "verbs: status, subscribe, unsubscribe, help");
+	} else {
+		ms_ctl_err(q->reply, sizeof q->reply, MS_CTL_UNKNOWN_VERB, "no verb '%s' (try help)",
+		           q->cmd->verb);
+	}
+}
 
 static volatile sig_atomic_t stop_signal;
 
@@ -116,6 +148,7 @@ static void parse_args(struct config *c, int argc, char **argv)
 		case OPT_JOBS: c->jobs = ms_cli_long(&cli, arg, 1, 1024); break;
 		case OPT_BATCH: c->batch = ms_cli_long(&cli, arg, 1, 100000); break;
 		case OPT_NO_ROI_POS: c->roi_positions = false; break;
+		case OPT_CONTROL: c->control = arg; break;
 		case 'v': c->verbose = 1; break;
 		case 'q': c->verbose = -1; break;
 		}
@@ -282,6 +315,15 @@ int main(int argc, char **argv)
 	sigaction(SIGINT, &sa, NULL);
 	sigaction(SIGTERM, &sa, NULL);
 
+	struct live live = { .mu = PTHREAD_MUTEX_INITIALIZER, .nrois = rois.n };
+	struct ms_ctl_server *srv = NULL;
+	if (c.control) {
+		const char *name = getenv("MS_STAGE");
+		srv = ms_ctl_server_open(c.control, name && *name ? name : "track", 0, &e);
+		if (!srv || ms_ctl_server_start(srv, on_command, &live, &e) < 0)
+			ms_die("%s", e.msg);
+	}
+
 	struct timespec t0;
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	int64_t total = ms_framesrc_total(src);
@@ -322,6 +364,13 @@ int main(int argc, char **argv)
 			offsets[f + 1] = n;
 		}
 		frame_index += b.nframes;
+		if (srv) {
+			pthread_mutex_lock(&live.mu);
+			live.frames = frame_index;
+			live.invalid = invalid;
+			ms_ctl_rate_add(&live.rate, b.nframes, ms_ctl_now());
+			pthread_mutex_unlock(&live.mu);
+		}
 		if (c.tsv && ms_tracks_tsv_write(stdout, rows, n) < 0)
 			ms_die("error writing standard output:");
 		if (h5) {
@@ -340,6 +389,7 @@ int main(int argc, char **argv)
 		rc = 0;
 	ms_prefetch_stop(pf);
 	double elapsed = seconds_since(&t0);
+	ms_ctl_server_close(srv);
 	if (total > 0 && c.verbose >= 0 && isatty(STDERR_FILENO))
 		fputc('\n', stderr);
 	if (h5 && ms_h5tracks_close(h5, &e) < 0)
