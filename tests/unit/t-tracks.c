@@ -1019,7 +1019,12 @@ static const char py_swmr_check[] =
 	"    assert (p[:, 0] == x).all() and (p[:, 1] == -x).all() and (p[:, 2] == 0.5 * bb).all(), 'positions'\n"
 	"    q = r['roi_positions_px'][:nr]\n"
 	"    assert (q[:, 0] == bb * 10).all() and (q[:, 1] == ff % 1000).all(), 'roi_positions_px'\n"
-	"    return nb\n";
+	"    return nb\n"
+	"def check_range(f, nb):\n"
+	"    a = f['tracking'].attrs\n"
+	"    lo, hi = (T0, T0 + (nb * NF - 1) * 1000000) if nb else (0, 0)\n"
+	"    assert (a['min_frame_timestamp_ns'], a['max_frame_timestamp_ns']) == (lo, hi), \\\n"
+	"        ('range', a['min_frame_timestamp_ns'], a['max_frame_timestamp_ns'], lo, hi)\n";
 
 static char *ms_info_path(void)
 {
@@ -1052,8 +1057,13 @@ static bool ms_info_counts(const char *path, long *frames, long *batches, long *
 	return pclose(f) == 0;
 }
 
-/* A fresh h5py process with swmr=True: the batch count it checked, or -1. */
-static long py_fresh_batches(const char *path)
+/*
+ * A fresh h5py process with swmr=True: the batch count it checked, or -1.
+ * With range, also the timestamp attributes (exact only when the writer
+ * is between batches: a killed one may have updated them for a batch it
+ * did not finish).
+ */
+static long py_fresh_batches(const char *path, bool range)
 {
 	char script[512], cmd[1200];
 	snprintf(script, sizeof script, "%s/swmr_fresh.py", tap_tmpdir());
@@ -1061,7 +1071,8 @@ static long py_fresh_batches(const char *path)
 	if (!f)
 		return -1;
 	fprintf(f, "%s", py_swmr_check);
-	fprintf(f, "print(check(h5py.File(sys.argv[1], 'r', swmr=True), False))\n");
+	fprintf(f, "h = h5py.File(sys.argv[1], 'r', swmr=True); nb = check(h, False)\n"
+	           "%sprint(nb)\n", range ? "check_range(h, nb)\n" : "");
 	fclose(f);
 	snprintf(cmd, sizeof cmd, "/usr/bin/python3 '%s' '%s'", script, path);
 	fflush(stdout);
@@ -1123,7 +1134,7 @@ static void test_swmr_step(void)
 				         "(exit %s)", k, fr, nb, nr, r ? "0" : "non-zero");
 			info_ok = false;
 		}
-		long pf = py_fresh_batches(path);
+		long pf = py_fresh_batches(path, true);
 		if (pf != k) {
 			if (fresh_ok)
 				tap_diag("after %ld batches a fresh h5py (swmr=True) checked %ld", k, pf);
@@ -1145,7 +1156,8 @@ static void test_swmr_step(void)
 	tap_ok(ok && k == 5, "writer appended 4 batches in lock-step");
 	tap_ok(info_ok && ms_info_path(), "ms-info (another process) sees 0, 1, 2, 3, 4 batches as they "
 	       "are written%s", ms_info_path() ? "" : " (no ms-info: set MS_BIN)");
-	tap_ok(fresh_ok, "h5py swmr=True, a fresh process each time, reads 0..4 batches, every value");
+	tap_ok(fresh_ok, "h5py swmr=True, a fresh process each time, reads 0..4 batches, every value "
+	       "and the timestamp range (attributes rewritten under SWMR)");
 	tap_ok(long_ok, "h5py swmr=True, one handle kept open and refreshed, sees the file grow 0..4");
 	int st = finish(&w);
 	tap_ok(WIFEXITED(st) && WEXITSTATUS(st) == 0, "writer closed the file (status %#x)", st);
@@ -1235,7 +1247,7 @@ static void test_swmr_free_and_kill(void)
 	int st = finish(&w);
 	tap_ok(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL, "writer killed by SIGKILL after reporting %ld "
 	       "batches", reported);
-	long pf = py_fresh_batches(path);
+	long pf = py_fresh_batches(path, false);
 	tap_ok(pf >= reported && pf <= reported + 1, "h5py swmr=True reads the killed writer's file: %ld "
 	       "complete batches (reported %ld), every value", pf, reported);
 	struct swc c = {0};
