@@ -330,10 +330,16 @@ static int close_video(struct ms_recorder *r, struct vid *v, bool now, ms_err *e
 	struct closer *c = &r->closer;
 	struct closing *k = now ? NULL : malloc(sizeof *k);
 	if (k && !c->running) {
-		if (pthread_mutex_init(&c->mu, NULL) == 0 && pthread_cond_init(&c->cv, NULL) == 0 &&
-		    pthread_create(&c->thread, NULL, closer_main, c) == 0) {
+		bool mu = pthread_mutex_init(&c->mu, NULL) == 0;
+		bool cv = mu && pthread_cond_init(&c->cv, NULL) == 0;
+		if (cv && pthread_create(&c->thread, NULL, closer_main, c) == 0) {
 			c->running = true;
 		} else {
+			/* No thread to spare: close it here. */
+			if (cv)
+				pthread_cond_destroy(&c->cv);
+			if (mu)
+				pthread_mutex_destroy(&c->mu);
 			free(k);
 			k = NULL;
 		}

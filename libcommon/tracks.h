@@ -73,7 +73,8 @@ struct ms_h5tracks;
  * Create path (fails if it exists, unless overwrite) with group /tracking,
  * its attributes and empty resizable datasets, as h5py creates them for
  * MagScope (library-version bounds earliest..v110, so a killed writer
- * leaves a file any reader opens). As in MagScope, the attributes
+ * leaves a file any reader opens; v110..v110 with o->swmr, which then
+ * starts SWMR writing before it returns). As in MagScope, the attributes
  * min_frame_timestamp_ns and max_frame_timestamp_ns are absent until
  * the first batch (unless o->swmr: see there).
  */
