@@ -21,6 +21,7 @@
 #include "framesrc.h"
 #include "pool.h"
 #include "prefetch.h"
+#include "recorder.h"
 #include "rois.h"
 #include "track/track.h"
 #include "trackopts.h"
@@ -30,6 +31,7 @@
 enum {
 	OPT_ROIS = 'r', OPT_ZLUT = 'z', OPT_OUT = 'o', OPT_JOBS = 'j', OPT_FORCE = 'f',
 	OPT_NM_PER_PX = MS_KEY_LONG, OPT_TSV, OPT_BATCH, OPT_NO_ROI_POS, OPT_CONTROL,
+	OPT_DATA_DIR, OPT_MODE, OPT_ROTATE,
 };
 
 static const struct ms_opt options[] = {
@@ -42,17 +44,23 @@ static const struct ms_opt options[] = {
 	{ "jobs", OPT_JOBS, "N", "worker threads (default: all cores)", NULL },
 	{ "batch", OPT_BATCH, "N", "frames per batch, and per HDF5 append (32)", NULL },
 	{ "no-roi-positions", OPT_NO_ROI_POS, NULL, "leave roi_positions_px out of the HDF5 file", NULL },
-	{ "control", OPT_CONTROL, "PATH", "answer status queries at this socket (or FIFO)", "file" },
+	{ "control", OPT_CONTROL, "PATH", "answer control commands at this socket (or FIFO)", "file" },
+	{ "data-dir", OPT_DATA_DIR, "DIR", "save as MagScope does: dated, rotated files in DIR", "dir" },
+	{ "mode", OPT_MODE, "MODE", "what --data-dir saves: track, track+roi-video, track+full-video, "
+	  "roi-video, full-video (track)", MS_REC_MODE_WORDS },
+	{ "rotate", OPT_ROTATE, "MIN", "with --data-dir, new files every MIN minutes (60; 0: never)", NULL },
 	MS_TRACK_OPTS,
 	MS_OPT_VERBOSE, MS_OPT_QUIET, MS_OPT_HELP, MS_OPT_VERSION, MS_OPTS_END,
 };
 
 static const struct ms_cmd cmd = {
 	.name = "ms-track",
-	.synopsis = "--rois FILE [--roi-size N] [--zlut FILE] [-o OUT.h5] [--tsv] [-j N] [INPUT...]",
+	.synopsis = "--rois FILE [--roi-size N] [--zlut FILE] [-o OUT.h5] [--tsv] [-j N] [INPUT...]\n"
+	            "--rois FILE --data-dir DIR [--mode MODE] [--rotate MIN] [options] [INPUT...]",
 	.summary = "Track beads in frames from TIFF files or a frame stream (INPUT '-' or none:\n"
 	           "standard input). Writes frame, t_ns, bead, x_nm, y_nm, z_nm, roi_x0, roi_y0\n"
-	           "per bead per frame: TSV on stdout, and/or HDF5 with -o.",
+	           "per bead per frame: TSV on stdout, and/or HDF5 with -o, and/or MagScope's\n"
+	           "dated tracks and video files in a folder with --data-dir.",
 	.opts = options,
 	.operands = "file:*.@(tif|tiff|frames)",
 	.epilog = "Pipeline per ROI: centre of mass -> autoconvolution sub-pixel x/y -> radial\n"
@@ -60,7 +68,9 @@ static const struct ms_cmd cmd = {
 };
 
 struct config {
-	const char *rois_path, *zlut_path, *out_path, *control;
+	const char *rois_path, *zlut_path, *out_path, *control, *data_dir;
+	int mode;		/* enum ms_rec_mode; -1: not given */
+	long rotate;		/* -1: not given */
 	bool force, tsv, roi_positions;
 	bool weighting_given, oversample_given, roi_size_given;
 	double nm_per_px;	/* 0: from the input */
@@ -126,6 +136,7 @@ static void parse_args(struct config *c, int argc, char **argv)
 	memset(c, 0, sizeof *c);
 	c->roi_positions = true;
 	c->batch = 32;
+	c->mode = c->rotate = -1;
 	ms_track_params_default(&c->params);
 	struct ms_cli cli;
 	ms_cli_init(&cli, &cmd, argc, argv);
@@ -149,13 +160,18 @@ static void parse_args(struct config *c, int argc, char **argv)
 		case OPT_BATCH: c->batch = ms_cli_long(&cli, arg, 1, 100000); break;
 		case OPT_NO_ROI_POS: c->roi_positions = false; break;
 		case OPT_CONTROL: c->control = arg; break;
+		case OPT_DATA_DIR: c->data_dir = arg; break;
+		case OPT_MODE: c->mode = ms_cli_choice(&cli, arg, ms_rec_mode_words); break;
+		case OPT_ROTATE: c->rotate = ms_cli_long(&cli, arg, 0, MS_REC_ROTATION_MAX); break;
 		case 'v': c->verbose = 1; break;
 		case 'q': c->verbose = -1; break;
 		}
 	}
 	if (!c->rois_path)
 		ms_usage_error("--rois FILE is required");
-	if (!c->out_path)
+	if ((c->mode >= 0 || c->rotate >= 0) && !c->data_dir)
+		ms_usage_error("--mode and --rotate go with --data-dir");
+	if (!c->out_path && !c->data_dir)
 		c->tsv = true;
 	c->inputs = argv + optind;
 	c->ninputs = argc - optind;
@@ -216,6 +232,40 @@ static long *map_lut_beads(const struct ms_zlut *lut, const struct ms_roilist *r
 		map[i] = k;
 	}
 	return map;
+}
+
+/* --data-dir: saving on from the start, files named by the recorder. */
+static struct ms_recorder *start_recorder(const struct config *c, const struct ms_roilist *rois)
+{
+	struct ms_recorder_opts o;
+	ms_recorder_opts_default(&o);
+	o.folder = c->data_dir;
+	o.saving = true;
+	o.include_roi_positions = c->roi_positions;
+	if (c->mode >= 0)
+		o.mode = (enum ms_rec_mode)c->mode;
+	if (c->rotate >= 0)
+		o.rotation_min = (unsigned)c->rotate;
+	if (ms_rec_mode_roi_video(o.mode) && rois->n > 65535)
+		ms_die("%zu ROIs: ROI video holds at most 65535", rois->n);
+	ms_err e;
+	struct ms_recorder *r = ms_recorder_new(&o, &e);
+	if (!r)
+		ms_die("%s", e.msg);
+	return r;
+}
+
+static void stop_recorder(const struct config *c, struct ms_recorder *r)
+{
+	struct ms_recorder_status s;
+	ms_recorder_status(r, &s);
+	ms_err e;
+	if (ms_recorder_close(r, &e) < 0)
+		ms_die("%s", e.msg);
+	if (c->verbose > 0)
+		fprintf(stderr, "%s: saved %llu frames (%s) in %llu files in %s\n", ms_progname(),
+		        (unsigned long long)s.frames_saved, ms_rec_mode_word(s.mode),
+		        (unsigned long long)s.files, c->data_dir);
 }
 
 static void progress(const struct config *c, int64_t done, int64_t total, double elapsed, size_t nrois)
@@ -300,6 +350,10 @@ int main(int argc, char **argv)
 		b.z_prev[i] = NAN;
 	struct ms_track *rows = ms_xcalloc(maxf * rois.n, sizeof *rows);
 	size_t *offsets = ms_xcalloc(maxf + 1, sizeof *offsets);
+	struct ms_recorder *rec = c.data_dir ? start_recorder(&c, &rois) : NULL;
+	struct ms_frame *frames = rec ? ms_xcalloc(maxf, sizeof *frames) : NULL;
+	struct ms_frame_info vinfo = info;	/* the video's scale: what we were told, not a guess */
+	vinfo.nm_per_px = c.nm_per_px > 0 ? c.nm_per_px : info.nm_per_px;
 
 	struct ms_h5tracks *h5 = NULL;
 	if (c.out_path) {
@@ -373,10 +427,18 @@ int main(int argc, char **argv)
 		}
 		if (c.tsv && ms_tracks_tsv_write(stdout, rows, n) < 0)
 			ms_die("error writing standard output:");
-		if (h5) {
-			struct ms_track_batch tb = { b.nframes, b.t_ns, offsets, rows };
-			if (ms_h5tracks_append(h5, &tb, &e) < 0)
-				ms_die("%s", e.msg);
+		struct ms_track_batch tb = { b.nframes, b.t_ns, offsets, rows };
+		if (h5 && ms_h5tracks_append(h5, &tb, &e) < 0)
+			ms_die("%s", e.msg);
+		if (rec) {
+			for (size_t f = 0; f < b.nframes; f++)
+				frames[f] = (struct ms_frame){ .t_ns = b.t_ns[f], .info = vinfo,
+				                               .pixels = b.frames + f * b.frame_bytes };
+			struct ms_rec_batch rb = { b.nframes, frames, rois.roi, rois.n,
+			                           (uint32_t)c.params.roi_size, &tb };
+			/* The recorder carries on in new files after a failure. */
+			if (ms_recorder_put(rec, &rb, &e) < 0)
+				ms_warn("%s", e.msg);
 		}
 		ms_prefetch_release(pf, fb);
 		double el = seconds_since(&t0);
@@ -394,6 +456,9 @@ int main(int argc, char **argv)
 		fputc('\n', stderr);
 	if (h5 && ms_h5tracks_close(h5, &e) < 0)
 		ms_die("%s", e.msg);
+	if (rec)
+		stop_recorder(&c, rec);
+	free(frames);
 	if (rc < 0)
 		ms_die("%s (tracks up to frame %llu were written)", e.msg,
 		       (unsigned long long)frame_index);

@@ -285,9 +285,11 @@ static bool parse_epoch_ns(const char *s, uint64_t *ns)
 
 /*
  * Per-frame timestamps from ImageJ's labels on the first page. Anything
- * malformed means no timestamps; the pixels are still good.
+ * malformed means no timestamps; the pixels are still good. A hyperstack
+ * of C channels may carry one label per frame, i.e. per C pages (MagScope's
+ * ROI video and ours): then every page of a frame gets its time.
  */
-static void read_labels(struct ms_tiff_reader *r)
+static void read_labels(struct ms_tiff_reader *r, uint32_t channels)
 {
 	const TIFFField *fc = TIFFFindField(r->tif, TAG_IJ_COUNTS, TIFF_ANY);
 	const TIFFField *fd = TIFFFindField(r->tif, TAG_IJ_DATA, TIFF_ANY);
@@ -311,11 +313,13 @@ static void read_labels(struct ms_tiff_reader *r)
 		uint32_t type = get32(d + t, be), cnt = get32(d + t + 4, be);
 		if (cnt > nc - block)
 			return;
+		uint64_t per = type == IJ_LABELS && channels > 1 &&
+			       (uint64_t)cnt * channels == r->nframes ? channels : 1;
 		for (uint32_t k = 0; k < cnt; k++, block++) {
 			uint64_t len = COUNT(block);
 			if (len > nd - pos)
 				return;
-			if (type == IJ_LABELS && k < r->nframes) {
+			if (type == IJ_LABELS && k * per < r->nframes) {
 				char s[64];
 				size_t m = 0;
 				bool ok = len % 2 == 0 && len / 2 < sizeof s;
@@ -329,7 +333,8 @@ static void read_labels(struct ms_tiff_reader *r)
 				if (ok && parse_epoch_ns(s, &ns) && ns) {
 					if (!r->t_ns && !(r->t_ns = calloc(r->nframes, sizeof *r->t_ns)))
 						return;
-					r->t_ns[k] = ns;
+					for (uint64_t j = 0; j < per; j++)
+						r->t_ns[k * per + j] = ns;
 					r->has_ts = true;
 				}
 			}
@@ -526,6 +531,10 @@ struct ms_tiff_reader *ms_tiff_open_read(const char *path, ms_err *e)
 		if (!errno && end != val && *end == 0)
 			images = v;
 	}
+	/* (desc belongs to this directory: read it before moving on.) */
+	uint32_t channels = 1;
+	if (desc && strncmp(desc, "ImageJ=", 7) == 0 && ij_value(desc, "channels", val, sizeof val))
+		channels = (uint32_t)strtoul(val, NULL, 10);
 
 	/* Walk every page now, so that a bad page fails here, not mid-stream. */
 	size_t n = 1;
@@ -558,7 +567,7 @@ struct ms_tiff_reader *ms_tiff_open_read(const char *path, ms_err *e)
 	if (n == 1 && images > 1 && setup_contiguous(r, images, e) < 0) {
 		goto fail;
 	}
-	read_labels(r);
+	read_labels(r, channels);
 	return r;
 fail_fd:
 	close(fd);
@@ -714,16 +723,32 @@ void ms_tiff_close_read(struct ms_tiff_reader *r)
 
 /* ---------------------------------------------------------------- writer */
 
+/*
+ * A live writer keeps room for a provisional first directory between the
+ * header and the pixels: page 0 with "images=N" in the description, which
+ * ImageJ, tifffile and the reader above take as N frames back to back
+ * (ImageJ's own form for stacks past 4 GiB, so it stays a classic TIFF
+ * whatever the size). ms_tiff_sync rewrites it; close writes the real
+ * directories at the end and points the header at them.
+ */
+#define LIVE_IFD 16u		/* classic header, then 8 spare bytes */
+#define LIVE_DATA0 1024u	/* pixels start here */
+
 struct ms_tiff_writer {
 	FILE *f;
 	char *path;
 	struct ms_frame_info info;
 	size_t frame_bytes;
 	bool big;
+	bool live;		/* provisional directory; classic/BigTIFF chosen at close */
+	bool force_big;
+	bool synced;		/* the header points at the provisional directory */
 	bool failed;		/* a write failed; the file is not a valid TIFF */
+	uint32_t channels;	/* pages per frame (ImageJ hyperstack channels) */
+	uint64_t data0;		/* offset of the first page's pixels */
 	uint64_t pos;		/* bytes written so far */
-	uint64_t n;		/* frames written */
-	uint64_t *t_ns;
+	uint64_t n;		/* pages written */
+	uint64_t *t_ns;		/* per frame (every channels pages) */
 	size_t cap;
 	unsigned char *swapbuf;	/* u16 frames in file order, on big-endian hosts */
 };
@@ -790,6 +815,13 @@ static void to_rational(double x, uint32_t *num, uint32_t *den)
 struct ms_tiff_writer *ms_tiff_open_write(const char *path, const struct ms_frame_info *info,
 					  uint64_t expected_frames, ms_err *e)
 {
+	struct ms_tiff_wopts o = {.expected_frames = expected_frames};
+	return ms_tiff_open_write_opts(path, info, &o, e);
+}
+
+struct ms_tiff_writer *ms_tiff_open_write_opts(const char *path, const struct ms_frame_info *info,
+					       const struct ms_tiff_wopts *o, ms_err *e)
+{
 	if (info->fmt != MS_PIX_U8 && info->fmt != MS_PIX_U16) {
 		ms_err_set(e, "cannot write '%s': pixel format %d is neither u8 nor u16", path,
 			   (int)info->fmt);
@@ -806,6 +838,11 @@ struct ms_tiff_writer *ms_tiff_open_write(const char *path, const struct ms_fram
 			   info->nm_per_px);
 		return NULL;
 	}
+	if (o->channels > 65535) {
+		ms_err_set(e, "cannot write '%s': %" PRIu32 " channels is more than 65535", path,
+			   o->channels);
+		return NULL;
+	}
 	struct ms_tiff_writer *w = calloc(1, sizeof *w);
 	if (!w || !(w->path = strdup(path))) {
 		free(w);
@@ -814,8 +851,13 @@ struct ms_tiff_writer *ms_tiff_open_write(const char *path, const struct ms_fram
 	}
 	w->info = *info;
 	w->frame_bytes = ms_frame_bytes(info);
+	w->channels = o->channels ? o->channels : 1;
+	w->live = o->live;
+	w->force_big = o->bigtiff;
 	uint64_t per = (uint64_t)w->frame_bytes + META_PER_FRAME;
-	w->big = expected_frames == 0 || expected_frames > CLASSIC_LIMIT / per;
+	w->big = !w->live && (o->bigtiff || o->expected_frames == 0 ||
+			      o->expected_frames > CLASSIC_LIMIT / per);
+	w->data0 = w->live ? LIVE_DATA0 : w->big ? 16 : 8;
 	if (host_is_be() && info->fmt == MS_PIX_U16 && !(w->swapbuf = malloc(w->frame_bytes))) {
 		ms_err_set(e, "out of memory creating '%s'", path);
 		free(w->path);
@@ -830,16 +872,18 @@ struct ms_tiff_writer *ms_tiff_open_write(const char *path, const struct ms_fram
 		return NULL;
 	}
 	setvbuf(w->f, NULL, _IOFBF, 1 << 20);
-	/* The first-IFD offset stays 0 until close writes the directories. */
-	unsigned char h[16] = {'I', 'I'};
+	/* The first-IFD offset stays 0 (not yet a TIFF) until a sync or
+	 * close writes a directory. */
+	unsigned char h[LIVE_DATA0] = {'I', 'I'};
 	if (w->big) {
 		put16(h + 2, 43);
 		put16(h + 4, 8);
 	} else {
 		put16(h + 2, 42);
 	}
-	if (wr(w, h, w->big ? 16 : 8, e) < 0) {
+	if (wr(w, h, (size_t)w->data0, e) < 0) {
 		fclose(w->f);
+		remove(path);
 		free(w->swapbuf);
 		free(w->path);
 		free(w);
@@ -852,11 +896,13 @@ int ms_tiff_write(struct ms_tiff_writer *w, const void *pixels, uint64_t t_ns, m
 {
 	if (w->failed)
 		return ms_err_set(e, "cannot write '%s': an earlier write failed", w->path);
-	if (!w->big && w->pos + w->frame_bytes + (w->n + 1) * META_PER_FRAME + 4096 > UINT32_MAX)
+	if (!w->big && !w->live &&
+	    w->pos + w->frame_bytes + (w->n + 1) * META_PER_FRAME + 4096 > UINT32_MAX)
 		return ms_err_set(e, "cannot write frame %" PRIu64 " to '%s': a classic TIFF ends at "
 				  "4 GiB; open it with a larger expected frame count (or 0) to get a "
 				  "BigTIFF", w->n, w->path);
-	if (w->n == w->cap) {
+	uint64_t frame = w->n / w->channels;
+	if (w->n % w->channels == 0 && frame == w->cap) {
 		size_t cap = w->cap ? 2 * w->cap : 1024;
 		uint64_t *t = realloc(w->t_ns, cap * sizeof *t);
 		if (!t)
@@ -872,7 +918,9 @@ int ms_tiff_write(struct ms_tiff_writer *w, const void *pixels, uint64_t t_ns, m
 	}
 	if (wr(w, src, w->frame_bytes, e) < 0)
 		return -1;
-	w->t_ns[w->n++] = t_ns;
+	if (w->n % w->channels == 0)
+		w->t_ns[frame] = t_ns;
+	w->n++;
 	return 0;
 }
 
@@ -880,10 +928,33 @@ int ms_tiff_write(struct ms_tiff_writer *w, const void *pixels, uint64_t t_ns, m
 struct ent {
 	uint16_t tag, type;
 	uint64_t count;
-	const void *data;	/* len bytes; NULL: the labels, streamed */
+	const void *data;	/* len bytes; NULL: streamed (see write_ifd) */
 	uint64_t len;
 	uint64_t off;		/* where an out-of-line value goes */
 };
+
+/*
+ * ImageJ labels: one per page, or one per frame in a hyperstack (as
+ * MagScope writes them, and as ImageJ's Labels list reads them back).
+ */
+static uint64_t nlabels(const struct ms_tiff_writer *w, bool hyper)
+{
+	return hyper ? w->n / w->channels : w->n;
+}
+
+static uint64_t label_t(const struct ms_tiff_writer *w, bool hyper, uint64_t i)
+{
+	return w->t_ns[hyper ? i : i / w->channels];
+}
+
+/* Characters of a label: the seconds' digits, the point, 9 decimals. */
+static uint32_t label_chars(uint64_t t_ns)
+{
+	uint32_t d = 1;
+	for (uint64_t s = t_ns / 1000000000u; s >= 10; s /= 10)
+		d++;
+	return d + 10;
+}
 
 static void ent_num(struct ent *x, unsigned char *store, uint16_t tag, uint16_t type, uint64_t v)
 {
@@ -897,27 +968,22 @@ static void ent_num(struct ent *x, unsigned char *store, uint16_t tag, uint16_t 
 	*x = (struct ent){.tag = tag, .type = type, .count = 1, .data = store, .len = sz};
 }
 
-static int label_len(uint64_t t_ns)
-{
-	char s[32];
-	return snprintf(s, sizeof s, "%" PRIu64 ".%09" PRIu64, t_ns / 1000000000u,
-			t_ns % 1000000000u);
-}
-
 /* ImageJ metadata block: the "IJIJ" header, then each label in UTF-16LE. */
-static int write_labels(struct ms_tiff_writer *w, ms_err *e)
+static int write_labels(struct ms_tiff_writer *w, bool hyper, ms_err *e)
 {
+	uint64_t nl = nlabels(w, hyper);
 	unsigned char hdr[12];
 	put32(hdr, IJ_MAGIC);
 	put32(hdr + 4, IJ_LABELS);
-	put32(hdr + 8, (uint32_t)w->n);
+	put32(hdr + 8, (uint32_t)nl);
 	if (wr(w, hdr, sizeof hdr, e) < 0)
 		return -1;
-	for (uint64_t i = 0; i < w->n; i++) {
+	for (uint64_t i = 0; i < nl; i++) {
 		char s[32];
 		unsigned char u[64];
-		int len = snprintf(s, sizeof s, "%" PRIu64 ".%09" PRIu64, w->t_ns[i] / 1000000000u,
-				   w->t_ns[i] % 1000000000u);
+		uint64_t t = label_t(w, hyper, i);
+		int len = snprintf(s, sizeof s, "%" PRIu64 ".%09" PRIu64, t / 1000000000u,
+				   t % 1000000000u);
 		for (int k = 0; k < len; k++)
 			put16(u + 2 * k, (unsigned char)s[k]);
 		if (wr(w, u, 2 * (size_t)len, e) < 0)
@@ -926,29 +992,47 @@ static int write_labels(struct ms_tiff_writer *w, ms_err *e)
 	return 0;
 }
 
+/* IJMetadataByteCounts: the header's 12 bytes, then each label's. */
+static int write_label_counts(struct ms_tiff_writer *w, bool hyper, ms_err *e)
+{
+	uint64_t nl = nlabels(w, hyper);
+	unsigned char b[4];
+	put32(b, 12);
+	if (wr(w, b, 4, e) < 0)
+		return -1;
+	for (uint64_t i = 0; i < nl; i++) {
+		put32(b, 2 * label_chars(label_t(w, hyper, i)));
+		if (wr(w, b, 4, e) < 0)
+			return -1;
+	}
+	return 0;
+}
+
 /*
- * Write one directory at w->pos followed by its out-of-line values; next is
- * the offset of the following directory (0 for the last).
+ * The fixed part of a directory that goes at `at`: entry count, entries
+ * and next offset, into buf (at most 16 + 20 * n bytes); out-of-line
+ * values are given their offsets right after it. Returns its length.
  */
-static int write_ifd(struct ms_tiff_writer *w, struct ent *x, size_t n, uint64_t next, ms_err *e)
+static size_t ifd_head(const struct ms_tiff_writer *w, struct ent *x, size_t n, uint64_t at,
+		       uint64_t next, unsigned char *buf)
 {
 	size_t esz = w->big ? 20 : 12, inl = w->big ? 8 : 4;
-	uint64_t at = w->pos + (w->big ? 8 : 2) + n * esz + (w->big ? 8 : 4);
+	size_t head = (w->big ? 8 : 2) + n * esz + (w->big ? 8 : 4);
+	uint64_t o = at + head;
 	for (size_t k = 0; k < n; k++) {
 		if (x[k].len <= inl)
 			continue;
-		x[k].off = at;
-		at += x[k].len + x[k].len % 2;
+		x[k].off = o;
+		o += x[k].len + x[k].len % 2;
 	}
-	unsigned char b[20];
+	unsigned char *b = buf;
 	if (w->big)
 		put64(b, n);
 	else
 		put16(b, (uint16_t)n);
-	if (wr(w, b, w->big ? 8 : 2, e) < 0)
-		return -1;
-	for (size_t k = 0; k < n; k++) {
-		memset(b, 0, sizeof b);
+	b += w->big ? 8 : 2;
+	for (size_t k = 0; k < n; k++, b += esz) {
+		memset(b, 0, esz);
 		put16(b, x[k].tag);
 		put16(b + 2, x[k].type);
 		if (w->big)
@@ -962,25 +1046,38 @@ static int write_ifd(struct ms_tiff_writer *w, struct ent *x, size_t n, uint64_t
 			put64(v, x[k].off);
 		else
 			put32(v, (uint32_t)x[k].off);
-		if (wr(w, b, esz, e) < 0)
-			return -1;
 	}
 	if (w->big)
 		put64(b, next);
 	else
 		put32(b, (uint32_t)next);
-	if (wr(w, b, w->big ? 8 : 4, e) < 0)
+	return head;
+}
+
+/*
+ * Write one directory at w->pos followed by its out-of-line values; next is
+ * the offset of the following directory (0 for the last).
+ */
+static int write_ifd(struct ms_tiff_writer *w, struct ent *x, size_t n, uint64_t next, bool hyper,
+		     ms_err *e)
+{
+	unsigned char head[16 + 20 * 24];
+	size_t hl = ifd_head(w, x, n, w->pos, next, head);
+	if (wr(w, head, hl, e) < 0)
 		return -1;
+	size_t inl = w->big ? 8 : 4;
 	for (size_t k = 0; k < n; k++) {
 		if (x[k].len <= inl)
 			continue;
-		if ((x[k].data ? wr(w, x[k].data, x[k].len, e) : write_labels(w, e)) < 0 ||
-		    pad_even(w, e) < 0)
+		if (w->pos != x[k].off) {
+			w->failed = true;
+			return ms_err_set(e, "internal error laying out '%s'", w->path);
+		}
+		int rc = x[k].data ? wr(w, x[k].data, x[k].len, e)
+		       : x[k].tag == TAG_IJ_DATA ? write_labels(w, hyper, e)
+		       : write_label_counts(w, hyper, e);
+		if (rc < 0 || pad_even(w, e) < 0)
 			return -1;
-	}
-	if (w->pos != at) {
-		w->failed = true;
-		return ms_err_set(e, "internal error laying out '%s'", w->path);
 	}
 	return 0;
 }
@@ -992,11 +1089,11 @@ static int write_ifd(struct ms_tiff_writer *w, struct ent *x, size_t n, uint64_t
 struct page_vals {
 	unsigned char num[12][8];
 	unsigned char xres[8], yres[8];
+	unsigned char ijc[8];	/* the label counts when they fit in the entry */
 };
 
 static size_t page_entries(struct ms_tiff_writer *w, uint64_t page, struct ent *x,
-			   struct page_vals *pv, const char *desc, const void *ijcounts,
-			   uint64_t ijc_len, uint64_t ij_len)
+			   struct page_vals *pv, const char *desc, uint64_t ijc_len, uint64_t ij_len)
 {
 	static const char software[] = "mstk " MS_VERSION;
 	uint16_t offtype = w->big ? TIFF_LONG8 : TIFF_LONG;
@@ -1013,7 +1110,7 @@ static size_t page_entries(struct ms_tiff_writer *w, uint64_t page, struct ent *
 				      .count = strlen(desc) + 1, .data = desc,
 				      .len = strlen(desc) + 1};
 	ent_num(&x[n++], pv->num[v++], TIFFTAG_STRIPOFFSETS, offtype,
-		(w->big ? 16 : 8) + page * w->frame_bytes);
+		w->data0 + page * w->frame_bytes);
 	ent_num(&x[n++], pv->num[v++], TIFFTAG_SAMPLESPERPIXEL, TIFF_SHORT, 1);
 	ent_num(&x[n++], pv->num[v++], TIFFTAG_ROWSPERSTRIP, TIFF_LONG, w->info.height);
 	ent_num(&x[n++], pv->num[v++], TIFFTAG_STRIPBYTECOUNTS, offtype, w->frame_bytes);
@@ -1031,8 +1128,8 @@ static size_t page_entries(struct ms_tiff_writer *w, uint64_t page, struct ent *
 				      .len = sizeof software};
 		if (ij_len) {
 			x[n++] = (struct ent){.tag = TAG_IJ_COUNTS, .type = TIFF_LONG,
-					      .count = ijc_len / 4, .data = ijcounts,
-					      .len = ijc_len};
+					      .count = ijc_len / 4,
+					      .data = ijc_len <= 8 ? pv->ijc : NULL, .len = ijc_len};
 			x[n++] = (struct ent){.tag = TAG_IJ_DATA, .type = TIFF_BYTE,
 					      .count = ij_len, .data = NULL, .len = ij_len};
 		}
@@ -1051,6 +1148,136 @@ static uint64_t ifd_size(const struct ms_tiff_writer *w, const struct ent *x, si
 	return size;
 }
 
+/* The ImageJ description of a stack of `images` pages. */
+static void describe(const struct ms_tiff_writer *w, uint64_t images, bool hyper, char *buf,
+		     size_t n)
+{
+	const char *unit = w->info.nm_per_px > 0 ? "unit=nm\n" : "";
+	if (hyper)
+		snprintf(buf, n, "ImageJ=1.11a\nimages=%" PRIu64 "\nchannels=%" PRIu32 "\nframes=%"
+			 PRIu64 "\nhyperstack=true\nmode=grayscale\n%sloop=false\n", images,
+			 w->channels, images / w->channels, unit);
+	else
+		snprintf(buf, n, "ImageJ=1.11a\nimages=%" PRIu64 "\nframes=%" PRIu64 "\n%sloop=false\n",
+			 images, images, unit);
+}
+
+static void scale_vals(const struct ms_tiff_writer *w, struct page_vals *pv)
+{
+	if (w->info.nm_per_px > 0) {
+		/* pixels per nm = 1/nm_per_px: store nm_per_px = a/b as b/a */
+		uint32_t a, b;
+		to_rational(w->info.nm_per_px, &a, &b);
+		put32(pv->xres, b);
+		put32(pv->xres + 4, a);
+		memcpy(pv->yres, pv->xres, 8);
+	}
+}
+
+/* Write the header: the format's magic and the first directory's offset. */
+static int put_header(struct ms_tiff_writer *w, uint64_t ifd0, ms_err *e)
+{
+	unsigned char h[16] = {'I', 'I'};
+	size_t n = w->big ? 16 : 8;
+	if (w->big) {
+		put16(h + 2, 43);
+		put16(h + 4, 8);
+		put64(h + 8, ifd0);
+	} else {
+		put16(h + 2, 42);
+		put32(h + 4, (uint32_t)ifd0);
+	}
+	if (pwrite(fileno(w->f), h, n, 0) != (ssize_t)n)
+		return ms_err_set(e, "cannot write '%s':", w->path);
+	return 0;
+}
+
+int ms_tiff_sync(struct ms_tiff_writer *w, ms_err *e)
+{
+	if (w->failed)
+		return ms_err_set(e, "cannot write '%s': an earlier write failed", w->path);
+	if (fflush(w->f) != 0) {
+		w->failed = true;
+		return ms_err_set(e, "cannot write '%s':", w->path);
+	}
+	uint64_t images = w->n / w->channels * w->channels;
+	if (!w->live || images == 0)
+		return 0;
+	char desc[256];
+	describe(w, images, w->channels > 1, desc, sizeof desc);
+	struct page_vals pv;
+	scale_vals(w, &pv);
+	struct ent x[20];
+	size_t n = page_entries(w, 0, x, &pv, desc, 0, 0);
+	unsigned char buf[LIVE_DATA0 - LIVE_IFD];
+	size_t len = ifd_head(w, x, n, LIVE_IFD, 0, buf);
+	for (size_t k = 0; k < n; k++) {
+		if (x[k].len <= 4)
+			continue;
+		size_t at = (size_t)(x[k].off - LIVE_IFD);
+		if (at + x[k].len > sizeof buf)
+			return ms_err_set(e, "internal error: the provisional directory of '%s' does not "
+					  "fit", w->path);
+		memcpy(buf + at, x[k].data, x[k].len);
+		len = at + x[k].len;
+	}
+	if (pwrite(fileno(w->f), buf, len, LIVE_IFD) != (ssize_t)len ||
+	    (!w->synced && put_header(w, LIVE_IFD, e) < 0)) {
+		w->failed = true;
+		return ms_err_set(e, "cannot write '%s':", w->path);
+	}
+	w->synced = true;
+	return 0;
+}
+
+/*
+ * The directories of pages 1..n-1 differ only in their strip offset and
+ * in where they and their values sit: one template, patched per page
+ * (millions of pages take a second or so, not minutes).
+ */
+static int write_other_ifds(struct ms_tiff_writer *w, struct page_vals *pv, const char *desc,
+			    ms_err *e)
+{
+	struct ent x[20];
+	size_t n = page_entries(w, 1, x, pv, desc, 0, 0);
+	size_t esz = w->big ? 20 : 12, inl = w->big ? 8 : 4, first = w->big ? 8 : 2;
+	size_t vpos = w->big ? 12 : 8;
+	uint64_t size = ifd_size(w, x, n);
+	unsigned char t[16 + 20 * 24 + 20 * 16];
+	if (size > sizeof t)
+		return ms_err_set(e, "internal error laying out '%s'", w->path);
+	size_t hl = ifd_head(w, x, n, 0, 0, t);
+	for (size_t k = 0; k < n; k++) {
+		if (x[k].len <= inl)
+			continue;
+		memcpy(t + x[k].off, x[k].data, x[k].len);
+		if (x[k].len % 2)
+			t[x[k].off + x[k].len] = 0;
+	}
+	for (uint64_t p = 1; p < w->n; p++) {
+		uint64_t at = w->pos;
+		for (size_t k = 0; k < n; k++) {
+			unsigned char *v = t + first + k * esz + vpos;
+			uint64_t val = x[k].tag == TIFFTAG_STRIPOFFSETS ? w->data0 + p * w->frame_bytes
+				     : x[k].len > inl ? at + x[k].off : UINT64_MAX;
+			if (val == UINT64_MAX)
+				continue;
+			if (w->big)
+				put64(v, val);
+			else
+				put32(v, (uint32_t)val);
+		}
+		uint64_t next = p + 1 < w->n ? at + size : 0;
+		if (w->big)
+			put64(t + hl - 8, next);
+		else
+			put32(t + hl - 4, (uint32_t)next);
+		if (wr(w, t, (size_t)size, e) < 0)
+			return -1;
+	}
+	return 0;
+}
+
 static int finish(struct ms_tiff_writer *w, ms_err *e)
 {
 	if (w->n == 0) {
@@ -1058,71 +1285,65 @@ static int finish(struct ms_tiff_writer *w, ms_err *e)
 		return ms_err_set(e, "no frames were written to '%s'; removed it (a TIFF needs "
 				  "at least one page)", w->path);
 	}
+	int rc = 0;
+	bool hyper = w->channels > 1;
+	if (w->n % w->channels) {
+		/* Keep every page, as a plain stack, and say so. */
+		rc = ms_err_set(e, "'%s': %" PRIu64 " pages are not whole frames of %" PRIu32
+				" channels; written as a plain stack", w->path, w->n, w->channels);
+		hyper = false;
+	}
+	/* A live file is a BigTIFF only if it has to be. */
+	if (w->live)
+		w->big = w->force_big || w->pos + w->n * META_PER_FRAME + 4096 > UINT32_MAX;
 	/* Labels only when some frame has a time: a stack of zeros says nothing. */
 	bool labels = false;
-	uint64_t ij_len = 12;
-	for (uint64_t i = 0; i < w->n; i++) {
-		labels |= w->t_ns[i] != 0;
-		ij_len += 2 * (uint64_t)label_len(w->t_ns[i]);
+	uint64_t nl = nlabels(w, hyper), ij_len = 12;
+	for (uint64_t i = 0; i < nl; i++) {
+		uint64_t t = label_t(w, hyper, i);
+		labels |= t != 0;
+		ij_len += 2 * (uint64_t)label_chars(t);
 	}
 	if (!labels)
 		ij_len = 0;
-	uint64_t ijc_len = labels ? 4 * (w->n + 1) : 0;
+	uint64_t ijc_len = labels ? 4 * (nl + 1) : 0;
 	if (!w->big && ij_len > UINT32_MAX)
 		return ms_err_set(e, "cannot write '%s': too many labels for a classic TIFF", w->path);
-	unsigned char *ijc = NULL;
-	if (labels) {
-		if (!(ijc = malloc(ijc_len)))
-			return ms_err_set(e, "out of memory writing the labels of '%s'", w->path);
-		put32(ijc, 12);
-		for (uint64_t i = 0; i < w->n; i++)
-			put32(ijc + 4 * (i + 1), 2 * (uint32_t)label_len(w->t_ns[i]));
-	}
 	char desc[256];
-	snprintf(desc, sizeof desc, "ImageJ=1.11a\nimages=%" PRIu64 "\nframes=%" PRIu64 "\n%sloop=false\n",
-		 w->n, w->n, w->info.nm_per_px > 0 ? "unit=nm\n" : "");
+	describe(w, w->n, hyper, desc, sizeof desc);
 	struct page_vals pv;
-	if (w->info.nm_per_px > 0) {
-		/* pixels per nm = 1/nm_per_px: store nm_per_px = a/b as b/a */
-		uint32_t a, b;
-		to_rational(w->info.nm_per_px, &a, &b);
-		put32(pv.xres, b);
-		put32(pv.xres + 4, a);
-		memcpy(pv.yres, pv.xres, 8);
+	scale_vals(w, &pv);
+	if (labels && nl == 1) {
+		/* One label: its counts go inline in a BigTIFF entry. */
+		put32(pv.ijc, 12);
+		put32(pv.ijc + 4, 2 * label_chars(label_t(w, hyper, 0)));
 	}
 	struct ent x[20];
-	int rc = pad_even(w, e);
+	int wrc = pad_even(w, e);
 	uint64_t ifd0 = w->pos;
-	if (rc == 0) {
-		size_t n = page_entries(w, 0, x, &pv, desc, ijc, ijc_len, ij_len);
-		rc = write_ifd(w, x, n, w->n > 1 ? ifd0 + ifd_size(w, x, n) : 0, e);
+	if (wrc == 0) {
+		size_t n = page_entries(w, 0, x, &pv, desc, ijc_len, ij_len);
+		wrc = write_ifd(w, x, n, w->n > 1 ? ifd0 + ifd_size(w, x, n) : 0, hyper, e);
 	}
-	free(ijc);
-	for (uint64_t p = 1; rc == 0 && p < w->n; p++) {
-		size_t n = page_entries(w, p, x, &pv, desc, NULL, 0, 0);
-		rc = write_ifd(w, x, n, p + 1 < w->n ? w->pos + ifd_size(w, x, n) : 0, e);
-	}
-	if (rc == 0 && !w->big && w->pos > UINT32_MAX)
-		rc = ms_err_set(e, "cannot write '%s': it passed 4 GiB, too big for a classic TIFF",
-				w->path);
-	if (rc == 0) {
-		unsigned char b[8];
-		if (w->big)
-			put64(b, ifd0);
-		else
-			put32(b, (uint32_t)ifd0);
-		if (fseeko(w->f, w->big ? 8 : 4, SEEK_SET) < 0 ||
-		    fwrite(b, 1, w->big ? 8 : 4, w->f) != (w->big ? 8u : 4u) || fflush(w->f) != 0)
-			rc = ms_err_set(e, "cannot write '%s':", w->path);
-	}
-	return rc;
+	if (wrc == 0)
+		wrc = write_other_ifds(w, &pv, desc, e);
+	if (wrc == 0 && !w->big && w->pos > UINT32_MAX)
+		wrc = ms_err_set(e, "cannot write '%s': it passed 4 GiB, too big for a classic TIFF",
+				 w->path);
+	/* Everything else is on disk before the header points at it. */
+	if (wrc == 0 && fflush(w->f) != 0)
+		wrc = ms_err_set(e, "cannot write '%s':", w->path);
+	if (wrc == 0)
+		wrc = put_header(w, ifd0, e);
+	return wrc ? wrc : rc;
 }
 
 int ms_tiff_close_write(struct ms_tiff_writer *w, ms_err *e)
 {
 	if (!w)
 		return 0;
-	int rc = w->failed ? ms_err_set(e, "'%s' is incomplete: an earlier write failed", w->path)
+	int rc = w->failed ? ms_err_set(e, "'%s' is incomplete: an earlier write failed%s", w->path,
+				       w->synced ? " (it reads up to the last sync)" : "")
 			   : finish(w, e);
 	if (fclose(w->f) != 0 && rc == 0)
 		rc = ms_err_set(e, "cannot write '%s':", w->path);
@@ -1131,4 +1352,14 @@ int ms_tiff_close_write(struct ms_tiff_writer *w, ms_err *e)
 	free(w->path);
 	free(w);
 	return rc;
+}
+
+uint64_t ms_tiff_written(const struct ms_tiff_writer *w)
+{
+	return w->n;
+}
+
+uint64_t ms_tiff_bytes(const struct ms_tiff_writer *w)
+{
+	return w->pos;
 }

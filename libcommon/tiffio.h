@@ -12,6 +12,7 @@
 #ifndef MS_TIFFIO_H
 #define MS_TIFFIO_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -65,6 +66,37 @@ int ms_tiff_write(struct ms_tiff_writer *w, const void *pixels, uint64_t t_ns, m
  * there is no valid TIFF to make: it fails and removes the file.
  */
 int ms_tiff_close_write(struct ms_tiff_writer *w, ms_err *e);
+
+/*
+ * Options of a writer. expected_frames as for ms_tiff_open_write (ignored
+ * when live). channels > 1 makes an ImageJ hyperstack: every `channels`
+ * consecutive pages are one frame (axes TCYX, as MagScope's ROI video:
+ * one channel per ROI), the description says channels=C, frames=T, and
+ * all pages of a frame carry its timestamp. live: for a recording of
+ * unknown length that must survive its writer. The file is a classic TIFF
+ * unless it ends past 4 GiB (then BigTIFF, decided at close), and after
+ * each ms_tiff_sync it is a valid ImageJ stack of the frames written so
+ * far (one directory and "images=N", ImageJ's own form for big stacks,
+ * without the timestamps, which only close writes): a killed writer
+ * leaves a file that ImageJ, tifffile and ms_tiff_open_read read up to
+ * the last sync.
+ */
+struct ms_tiff_wopts {
+	uint64_t expected_frames;
+	uint32_t channels;	/* 0 or 1: a plain stack */
+	bool live;
+	bool bigtiff;		/* BigTIFF whatever the size */
+};
+struct ms_tiff_writer *ms_tiff_open_write_opts(const char *path, const struct ms_frame_info *info,
+					       const struct ms_tiff_wopts *o, ms_err *e);
+/*
+ * Flush what was written; on a live writer also make the whole frames
+ * written so far readable (above). A failure leaves the writer failed.
+ */
+int ms_tiff_sync(struct ms_tiff_writer *w, ms_err *e);
+/* Pages written so far, and bytes in the file so far. */
+uint64_t ms_tiff_written(const struct ms_tiff_writer *w);
+uint64_t ms_tiff_bytes(const struct ms_tiff_writer *w);
 
 /* Whether buf (n bytes from the start of a file) looks like a TIFF. */
 int ms_tiff_sniff(const void *buf, size_t n);

@@ -6,6 +6,21 @@
  * summary ms-info prints. HDF5's own error printing is switched off around
  * every call into it (and restored after), and its innermost message is
  * put into the ms_err after the file name.
+ *
+ * SWMR (checked with HDF5 1.10.8): everything, the timestamp-range
+ * attributes included, is created before H5Fstart_swmr_write; after it
+ * the writer only extends datasets and rewrites the two range attributes
+ * in place (a fixed-size value in an existing attribute: HDF5 allows it,
+ * a reader that opens the file afterwards sees the new value, and one
+ * that keeps the file open sees it after H5Orefresh on the group;
+ * creating an attribute then is not part of the SWMR contract, so it is
+ * never done). HDF5 orders the metadata of one object for SWMR readers,
+ * not the raw data across datasets, so a batch goes out in dependency
+ * order with a flush of each dataset in between: records, then frames,
+ * then the batch_* rows with batch_frame_count last. A batch whose
+ * batch_frame_count a reader sees as non-zero (never zero for a written
+ * batch; zero is the fill value) is therefore complete on disk, and a
+ * SWMR reader takes the batches up to the last such one.
  */
 #include "tracks.h"
 
@@ -115,9 +130,11 @@ struct ms_h5tracks {
 	char *path;
 	hid_t file, group, ds[ND];
 	bool roi;
+	bool swmr;
 	uint64_t nbatch, nframes, nrec;
 	uint64_t seq;		/* next batch_sequence */
-	bool have_t;		/* min/max_frame_timestamp_ns exist */
+	bool have_t;		/* min_t/max_t hold frames' times */
+	bool attrs_exist;	/* min/max_frame_timestamp_ns exist (always with SWMR) */
 	uint64_t min_t, max_t;
 };
 
@@ -224,17 +241,8 @@ static uint64_t now_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
-struct ms_h5tracks *ms_h5tracks_create(const char *path, const struct ms_h5tracks_opts *o,
-                                       bool overwrite, ms_err *e)
+static struct ms_h5tracks *writer_new(const char *path, ms_err *e)
 {
-	static const struct ms_h5tracks_opts defaults = {0};
-	if (!o)
-		o = &defaults;
-	struct stat st;
-	if (!overwrite && lstat(path, &st) == 0) {
-		ms_err_set(e, "'%s' already exists (refusing to overwrite it)", path);
-		return NULL;
-	}
 	struct ms_h5tracks *w = calloc(1, sizeof *w);
 	char *p = strdup(path);
 	if (!w || !p) {
@@ -247,22 +255,73 @@ struct ms_h5tracks *ms_h5tracks_create(const char *path, const struct ms_h5track
 	w->file = w->group = H5I_INVALID_HID;
 	for (int i = 0; i < ND; i++)
 		w->ds[i] = H5I_INVALID_HID;
+	return w;
+}
+
+static void writer_free(struct ms_h5tracks *w)
+{
+	writer_close_ids(w);
+	ms_h5_close(&w->file, H5Fclose);
+	free(w->path);
+	free(w);
+}
+
+/* The range attributes with their current values (0 before any frame). */
+static int range_attrs_put(struct ms_h5tracks *w, ms_err *e)
+{
+	if (attr_u64(w, "min_frame_timestamp_ns", w->min_t, e) ||
+	    attr_u64(w, "max_frame_timestamp_ns", w->max_t, e))
+		return -1;
+	w->attrs_exist = true;
+	return 0;
+}
+
+/*
+ * From here on readers may have the file open: only datasets grow and the
+ * range attributes change (see the header comment).
+ */
+static int start_swmr(struct ms_h5tracks *w, ms_err *e)
+{
+	if (!w->attrs_exist && range_attrs_put(w, e))
+		return -1;
+	if (H5Fstart_swmr_write(w->file) < 0)
+		return ms_h5_fail(e, "'%s': cannot start SWMR writing", w->path);
+	return 0;
+}
+
+struct ms_h5tracks *ms_h5tracks_create(const char *path, const struct ms_h5tracks_opts *o,
+                                       bool overwrite, ms_err *e)
+{
+	static const struct ms_h5tracks_opts defaults = {0};
+	if (!o)
+		o = &defaults;
+	struct stat st;
+	if (!overwrite && lstat(path, &st) == 0) {
+		ms_err_set(e, "'%s' already exists (refusing to overwrite it)", path);
+		return NULL;
+	}
+	struct ms_h5tracks *w = writer_new(path, e);
+	if (!w)
+		return NULL;
 	w->roi = o->include_roi_positions;
+	w->swmr = o->swmr;
+	w->seq = o->first_batch_sequence;
 
 	struct ms_h5_quiet q;
 	ms_h5_quiet_on(&q);
 	/*
-	 * The library-version bounds h5py uses by default (earliest, v110),
-	 * i.e. the files MagScope writes: a version-0 superblock keeps no
-	 * "open for writing" flag, so a writer that is killed leaves a file
-	 * that every reader opens as it is, valid up to the last flushed
-	 * batch. Switching on SWMR will need the low bound raised to V110
-	 * (superblock 3) and H5Fstart_swmr_write after creation; such a file
-	 * is then read after a crash with H5F_ACC_SWMR_READ, which the reader
+	 * Without SWMR, the library-version bounds h5py uses by default
+	 * (earliest, v110), i.e. the files MagScope writes: a version-0
+	 * superblock keeps no "open for writing" flag, so a writer that is
+	 * killed leaves a file that every reader opens as it is, valid up to
+	 * the last flushed batch. SWMR needs the 1.10 format throughout
+	 * (superblock 3, the chunk indexes SWMR readers can follow); such a
+	 * file is read after a crash with H5F_ACC_SWMR_READ, which the reader
 	 * below falls back to.
 	 */
 	hid_t fapl = H5Pcreate(H5P_FILE_ACCESS);
-	if (fapl < 0 || H5Pset_libver_bounds(fapl, H5F_LIBVER_EARLIEST, H5F_LIBVER_V110) < 0) {
+	if (fapl < 0 || H5Pset_libver_bounds(fapl, w->swmr ? H5F_LIBVER_V110 : H5F_LIBVER_EARLIEST,
+	                                     H5F_LIBVER_V110) < 0) {
 		ms_h5_fail(e, "'%s': cannot set up file access", path);
 		ms_h5_close(&fapl, H5Pclose);
 		goto fail;
@@ -298,7 +357,8 @@ struct ms_h5tracks *ms_h5tracks_create(const char *path, const struct ms_h5track
 	 * min_frame_timestamp_ns / max_frame_timestamp_ns are absent until
 	 * the first batch, as in MagScope: a file with no frames has no
 	 * timestamp range (readers, ms_h5tracks_summary included, treat
-	 * absence as "no frames yet").
+	 * absence as "no frames yet"). SWMR cannot create them later, so
+	 * there they exist from the start, 0 until the first batch.
 	 */
 	for (int i = 0; i < ND; i++) {
 		if (i == D_ROI && !w->roi)
@@ -306,6 +366,8 @@ struct ms_h5tracks *ms_h5tracks_create(const char *path, const struct ms_h5track
 		if ((w->ds[i] = ds_create(w, i, e)) < 0)
 			goto fail_file;
 	}
+	if (w->swmr && start_swmr(w, e))
+		goto fail_file;
 	if (H5Fflush(w->file, H5F_SCOPE_GLOBAL) < 0) {
 		ms_h5_fail(e, "'%s': cannot flush", path);
 		goto fail_file;
@@ -320,8 +382,7 @@ fail_file:
 	unlink(path);
 fail:
 	ms_h5_quiet_off(&q);
-	free(w->path);
-	free(w);
+	writer_free(w);
 	return NULL;
 }
 
@@ -356,6 +417,17 @@ out:
 	return rc;
 }
 
+/*
+ * With SWMR, push dataset i's raw data and metadata out now, so that what
+ * follows cannot reach a reader before it.
+ */
+static int ds_flush(struct ms_h5tracks *w, int i, ms_err *e)
+{
+	if (!w->swmr || H5Dflush(w->ds[i]) >= 0)
+		return 0;
+	return ms_h5_fail(e, "'%s': cannot flush /tracking/%s", w->path, dsdefs[i].name);
+}
+
 /* Put every dataset and the timestamp range back as they were. */
 static int rollback(struct ms_h5tracks *w)
 {
@@ -371,10 +443,9 @@ static int rollback(struct ms_h5tracks *w)
 		if (H5Dset_extent(w->ds[i], ext) < 0)
 			rc = -1;
 	}
-	if (w->have_t) {
+	if (w->attrs_exist) {
 		ms_err ignore;
-		if (attr_u64(w, "min_frame_timestamp_ns", w->min_t, &ignore) ||
-		    attr_u64(w, "max_frame_timestamp_ns", w->max_t, &ignore))
+		if (range_attrs_put(w, &ignore))
 			rc = -1;
 	} else if (attr_delete(w, "min_frame_timestamp_ns") || attr_delete(w, "max_frame_timestamp_ns")) {
 		rc = -1;
@@ -460,19 +531,25 @@ int ms_h5tracks_append(struct ms_h5tracks *w, const struct ms_track_batch *b, ms
 
 	struct ms_h5_quiet q;
 	ms_h5_quiet_on(&q);
-	if (ds_append(w, D_BSEQ, nb, nb + 1, &w->seq, e) ||
-	    ds_append(w, D_BFSTART, nb, nb + 1, &fs0, e) ||
-	    ds_append(w, D_BFCOUNT, nb, nb + 1, &nf64, e) ||
-	    ds_append(w, D_BRSTART, nb, nb + 1, &rs0, e) ||
-	    ds_append(w, D_BRCOUNT, nb, nb + 1, &nr64, e) ||
-	    ds_append(w, D_FTS, fs0, fs0 + nf, b->t_ns, e) ||
-	    ds_append(w, D_FOFF, fs0 + 1, fs0 + nf + 1, off, e) ||
-	    ds_append(w, D_FBSEQ, fs0, fs0 + nf, fseq, e) ||
-	    ds_append(w, D_BEAD, rs0, rs0 + nr, bead, e) ||
+	/* Records before the frames that point at them, frames before the
+	 * batch rows, batch_frame_count last: see the header comment. */
+	if (ds_append(w, D_BEAD, rs0, rs0 + nr, bead, e) ||
 	    ds_append(w, D_POS, rs0, rs0 + nr, pos, e) ||
 	    (roi && ds_append(w, D_ROI, rs0, rs0 + nr, roi, e)) ||
+	    ds_flush(w, D_BEAD, e) || ds_flush(w, D_POS, e) || (roi && ds_flush(w, D_ROI, e)) ||
+	    ds_append(w, D_FTS, fs0, fs0 + nf, b->t_ns, e) ||
+	    ds_append(w, D_FBSEQ, fs0, fs0 + nf, fseq, e) ||
+	    ds_append(w, D_FOFF, fs0 + 1, fs0 + nf + 1, off, e) ||
+	    ds_flush(w, D_FTS, e) || ds_flush(w, D_FBSEQ, e) || ds_flush(w, D_FOFF, e) ||
 	    attr_u64(w, "min_frame_timestamp_ns", tmin, e) ||
-	    attr_u64(w, "max_frame_timestamp_ns", tmax, e)) {
+	    attr_u64(w, "max_frame_timestamp_ns", tmax, e) ||
+	    ds_append(w, D_BSEQ, nb, nb + 1, &w->seq, e) ||
+	    ds_append(w, D_BFSTART, nb, nb + 1, &fs0, e) ||
+	    ds_append(w, D_BRSTART, nb, nb + 1, &rs0, e) ||
+	    ds_append(w, D_BRCOUNT, nb, nb + 1, &nr64, e) ||
+	    ds_flush(w, D_BSEQ, e) || ds_flush(w, D_BFSTART, e) || ds_flush(w, D_BRSTART, e) ||
+	    ds_flush(w, D_BRCOUNT, e) ||
+	    ds_append(w, D_BFCOUNT, nb, nb + 1, &nf64, e)) {
 		goto fail;
 	}
 	if (H5Fflush(w->file, H5F_SCOPE_GLOBAL) < 0) {
@@ -485,6 +562,7 @@ int ms_h5tracks_append(struct ms_h5tracks *w, const struct ms_track_batch *b, ms
 	w->nrec += nr;
 	w->seq++;
 	w->have_t = true;
+	w->attrs_exist = true;
 	w->min_t = tmin;
 	w->max_t = tmax;
 	rc = 0;
@@ -525,6 +603,7 @@ int ms_h5tracks_close(struct ms_h5tracks *w, ms_err *e)
 struct rd {
 	const char *path;
 	hid_t file, group, ds[ND];
+	bool swmr;		/* opened for SWMR reading: a writer may be at work */
 	uint64_t nframes, nrec, nbatch;
 };
 
@@ -536,10 +615,12 @@ static void rd_close(struct rd *r)
 	ms_h5_close(&r->file, H5Fclose);
 }
 
-/* Open path read-only; a file left by a crashed SWMR writer opens only
- * for SWMR reading, so that is tried second. */
-static hid_t open_h5(const char *path, ms_err *e)
+/* Open path read-only; a file that a SWMR writer has open, or left
+ * behind when it was killed, opens only for SWMR reading, so that is
+ * tried second (and *swmr says which). */
+static hid_t open_h5(const char *path, bool *swmr, ms_err *e)
 {
+	*swmr = false;
 	int fd = open(path, O_RDONLY);
 	if (fd < 0) {
 		ms_err_set(e, "cannot open '%s':", path);
@@ -558,6 +639,7 @@ static hid_t open_h5(const char *path, ms_err *e)
 	if (f < 0) {
 		ms_h5_fail(e, "cannot open '%s'", path);
 		f = H5Fopen(path, H5F_ACC_RDONLY | H5F_ACC_SWMR_READ, H5P_DEFAULT);
+		*swmr = f >= 0;
 	}
 	return f;
 }
@@ -644,6 +726,97 @@ static bool is_required(int i)
 	return i == D_FTS || i == D_FOFF || i == D_BEAD || i == D_POS;
 }
 
+/* A finished file: every dataset's length agrees with the others. */
+static int rd_sizes(struct rd *r, const uint64_t *rows, ms_err *e)
+{
+	uint64_t nf = rows[D_FTS], nr = rows[D_BEAD];
+	const char *path = r->path;
+	r->nframes = nf;
+	r->nrec = nr;
+	if (rows[D_FOFF] != nf + 1) {
+		ms_err_set(e, "'%s': /tracking/frame_offsets has %llu entries for %llu frames "
+		           "(expected frames + 1)", path, (unsigned long long)rows[D_FOFF],
+		           (unsigned long long)nf);
+		return -1;
+	}
+	for (int i = 0; i < ND; i++) {
+		if (r->ds[i] < 0)
+			continue;
+		uint64_t want = i <= D_BRCOUNT ? rows[D_BSEQ] : i == D_FBSEQ ? nf
+		              : i >= D_BEAD ? nr : rows[i];
+		if (rows[i] != want) {
+			ms_err_set(e, "'%s': /tracking/%s has %llu rows, expected %llu", path,
+			           dsdefs[i].name, (unsigned long long)rows[i], (unsigned long long)want);
+			return -1;
+		}
+	}
+	r->nbatch = r->ds[D_BSEQ] >= 0 ? rows[D_BSEQ] : 0;
+	return 0;
+}
+
+static bool has_batches(const struct rd *r)
+{
+	for (int i = D_BSEQ; i <= D_BRCOUNT; i++)
+		if (r->ds[i] < 0)
+			return false;
+	return true;
+}
+
+/*
+ * A file being written (or left by a killed SWMR writer): the complete
+ * batches are those up to the last non-zero batch_frame_count, and their
+ * frames and records are on disk (the writer's order, see the header
+ * comment). The datasets are refreshed after that is read, so that their
+ * lengths are at least as recent.
+ */
+static int rd_committed(struct rd *r, uint64_t *rows, ms_err *e)
+{
+	if (!has_batches(r))
+		return rd_sizes(r, rows, e);
+	uint64_t nb = rows[D_BSEQ];
+	for (int i = D_BFSTART; i <= D_BRCOUNT; i++)
+		if (rows[i] < nb)
+			nb = rows[i];
+	uint64_t buf[64];
+	while (nb > 0) {
+		size_t n = nb < 64 ? (size_t)nb : 64, k;
+		if (rd_rows(r, D_BFCOUNT, nb - n, n, buf, e))
+			return -1;
+		for (k = n; k > 0 && buf[k - 1] == 0; k--)
+			;
+		if (k > 0) {
+			nb = nb - n + k;
+			break;
+		}
+		nb -= n;
+	}
+	uint64_t fstart = 0, fcount = 0, rstart = 0, rcount = 0;
+	if (nb && (rd_rows(r, D_BFSTART, nb - 1, 1, &fstart, e) ||
+	           rd_rows(r, D_BFCOUNT, nb - 1, 1, &fcount, e) ||
+	           rd_rows(r, D_BRSTART, nb - 1, 1, &rstart, e) ||
+	           rd_rows(r, D_BRCOUNT, nb - 1, 1, &rcount, e)))
+		return -1;
+	r->nbatch = nb;
+	r->nframes = fstart + fcount;
+	r->nrec = rstart + rcount;
+	for (int i = 0; i < ND; i++) {
+		if (r->ds[i] < 0)
+			continue;
+		if (H5Drefresh(r->ds[i]) < 0)
+			return ms_h5_fail(e, "'%s': cannot refresh /tracking/%s", r->path, dsdefs[i].name);
+		if (rd_check(r, i, &rows[i], e))
+			return -1;
+		uint64_t need = i <= D_BRCOUNT ? nb : i == D_FOFF ? r->nframes + 1
+		              : i <= D_FBSEQ ? r->nframes : r->nrec;
+		if (rows[i] < need)
+			return ms_err_set(e, "'%s' is being written, and its batch %llu reaches past the "
+			                  "end of /tracking/%s (%llu rows, %llu needed)", r->path,
+			                  (unsigned long long)(nb - 1), dsdefs[i].name,
+			                  (unsigned long long)rows[i], (unsigned long long)need);
+	}
+	return 0;
+}
+
 /* Open and validate: group, datasets, dtypes, shapes, frame_offsets. */
 static int rd_open(struct rd *r, const char *path, ms_err *e)
 {
@@ -654,7 +827,7 @@ static int rd_open(struct rd *r, const char *path, ms_err *e)
 	r->nframes = r->nrec = r->nbatch = 0;
 	uint64_t *buf = NULL;
 
-	if ((r->file = open_h5(path, e)) < 0)
+	if ((r->file = open_h5(path, &r->swmr, e)) < 0)
 		return -1;
 	htri_t has = H5Lexists(r->file, "tracking", H5P_DEFAULT);
 	if (has > 0)
@@ -688,27 +861,9 @@ static int rd_open(struct rd *r, const char *path, ms_err *e)
 		if (rd_check(r, i, &rows[i], e))
 			goto fail;
 	}
-	uint64_t nf = rows[D_FTS], nr = rows[D_BEAD];
-	r->nframes = nf;
-	r->nrec = nr;
-	if (rows[D_FOFF] != nf + 1) {
-		ms_err_set(e, "'%s': /tracking/frame_offsets has %llu entries for %llu frames "
-		           "(expected frames + 1)", path, (unsigned long long)rows[D_FOFF],
-		           (unsigned long long)nf);
+	if (r->swmr ? rd_committed(r, rows, e) : rd_sizes(r, rows, e))
 		goto fail;
-	}
-	for (int i = 0; i < ND; i++) {
-		if (r->ds[i] < 0)
-			continue;
-		uint64_t want = i <= D_BRCOUNT ? rows[D_BSEQ] : i == D_FBSEQ ? nf
-		              : i >= D_BEAD ? nr : rows[i];
-		if (rows[i] != want) {
-			ms_err_set(e, "'%s': /tracking/%s has %llu rows, expected %llu", path,
-			           dsdefs[i].name, (unsigned long long)rows[i], (unsigned long long)want);
-			goto fail;
-		}
-	}
-	r->nbatch = r->ds[D_BSEQ] >= 0 ? rows[D_BSEQ] : 0;
+	uint64_t nf = r->nframes, nr = r->nrec;
 
 	/* frame_offsets: 0, non-decreasing, ending at the record count;
 	 * checked in blocks before any row is handed out. */
@@ -900,12 +1055,15 @@ int ms_h5tracks_summary(const char *path, struct ms_h5tracks_summary *s, ms_err 
 	s->include_roi_positions = attr_get_u64(r.group, "include_roi_positions", &v)
 	                           ? v != 0 : r.ds[D_ROI] >= 0;
 	uint64_t lo, hi;
-	if (attr_get_u64(r.group, "min_frame_timestamp_ns", &lo) &&
+	/* While a SWMR writer is at work the attributes may be a batch
+	 * ahead of the complete batches read here: scan those instead. */
+	if (!r.swmr && attr_get_u64(r.group, "min_frame_timestamp_ns", &lo) &&
 	    attr_get_u64(r.group, "max_frame_timestamp_ns", &hi)) {
 		s->min_t_ns = lo;
 		s->max_t_ns = hi;
 	} else if (r.nframes) {
-		/* Files from before the range attributes: scan. */
+		/* Files from before the range attributes, and files being
+		 * written: scan. */
 		s->min_t_ns = UINT64_MAX;
 		for (uint64_t f0 = 0; f0 < r.nframes; f0 += READ_BLOCK) {
 			size_t n = r.nframes - f0 < READ_BLOCK ? (size_t)(r.nframes - f0) : READ_BLOCK;
@@ -946,8 +1104,8 @@ bool ms_h5tracks_is_tracks(const char *path)
 	struct ms_h5_quiet q;
 	ms_h5_quiet_on(&q);
 	ms_err ignore;
-	bool yes = false;
-	hid_t f = open_h5(path, &ignore);
+	bool yes = false, swmr;
+	hid_t f = open_h5(path, &swmr, &ignore);
 	if (f >= 0 && H5Lexists(f, "tracking", H5P_DEFAULT) > 0) {
 		hid_t g = H5Gopen2(f, "tracking", H5P_DEFAULT);
 		yes = g >= 0;
@@ -956,4 +1114,123 @@ bool ms_h5tracks_is_tracks(const char *path)
 	ms_h5_close(&f, H5Fclose);
 	ms_h5_quiet_off(&q);
 	return yes;
+}
+
+/* ------------------------------------------------------------- append */
+
+void ms_h5tracks_counts(const struct ms_h5tracks *w, uint64_t *frames, uint64_t *records,
+                        uint64_t *batches)
+{
+	if (frames)
+		*frames = w->nframes;
+	if (records)
+		*records = w->nrec;
+	if (batches)
+		*batches = w->nbatch;
+}
+
+/* What the writer needs to know of a file it appends to. */
+static int append_state(struct ms_h5tracks *w, ms_err *e)
+{
+	struct rd r;
+	if (rd_open(&r, w->path, e))
+		return -1;
+	int rc = -1;
+	uint64_t *buf = NULL;
+	if (r.swmr) {
+		ms_err_set(e, "'%s' is open in a writer, or its writer was killed (`h5clear -s` "
+		           "clears the mark it left); cannot append", w->path);
+		goto out;
+	}
+	if (!has_batches(&r) || r.ds[D_FBSEQ] < 0) {
+		ms_err_set(e, "'%s' has no batch datasets (an early MagScope file); cannot append",
+		           w->path);
+		goto out;
+	}
+	if (!(buf = malloc(READ_BLOCK * sizeof *buf))) {
+		ms_err_set(e, "'%s': out of memory", w->path);
+		goto out;
+	}
+	/* Batches may have been appended out of order: one past the largest. */
+	for (uint64_t a = 0; a < r.nbatch; a += READ_BLOCK) {
+		size_t n = r.nbatch - a < READ_BLOCK ? (size_t)(r.nbatch - a) : READ_BLOCK;
+		if (rd_rows(&r, D_BSEQ, a, n, buf, e))
+			goto out;
+		for (size_t j = 0; j < n; j++)
+			if (buf[j] + 1 > w->seq)
+				w->seq = buf[j] + 1;
+	}
+	w->nbatch = r.nbatch;
+	w->nframes = r.nframes;
+	w->nrec = r.nrec;
+	w->roi = r.ds[D_ROI] >= 0;
+	uint64_t lo, hi;
+	w->attrs_exist = attr_get_u64(r.group, "min_frame_timestamp_ns", &lo) &&
+	                 attr_get_u64(r.group, "max_frame_timestamp_ns", &hi);
+	if (w->attrs_exist && r.nframes) {
+		w->have_t = true;
+		w->min_t = lo;
+		w->max_t = hi;
+	}
+	rc = 0;
+out:
+	free(buf);
+	rd_close(&r);
+	return rc;
+}
+
+struct ms_h5tracks *ms_h5tracks_open_append(const char *path, bool swmr, ms_err *e)
+{
+	struct ms_h5tracks *w = writer_new(path, e);
+	if (!w)
+		return NULL;
+	w->swmr = swmr;
+	struct ms_h5_quiet q;
+	ms_h5_quiet_on(&q);
+	hid_t fapl = H5I_INVALID_HID;
+	if (append_state(w, e))
+		goto fail;
+	fapl = H5Pcreate(H5P_FILE_ACCESS);
+	if (fapl < 0 || (swmr && H5Pset_libver_bounds(fapl, H5F_LIBVER_V110, H5F_LIBVER_V110) < 0)) {
+		ms_h5_fail(e, "'%s': cannot set up file access", path);
+		goto fail;
+	}
+	if ((w->file = H5Fopen(path, H5F_ACC_RDWR, fapl)) < 0) {
+		ms_h5_fail(e, "cannot open '%s' for appending", path);
+		goto fail;
+	}
+	if (swmr) {
+		H5F_info2_t fi;
+		if (H5Fget_info2(w->file, &fi) < 0) {
+			ms_h5_fail(e, "'%s': cannot read the superblock", path);
+			goto fail;
+		}
+		if (fi.super.version < 3) {
+			ms_err_set(e, "'%s' is in the HDF5 1.8 format (superblock version %u), which "
+			           "SWMR cannot write; append without SWMR", path, fi.super.version);
+			goto fail;
+		}
+	}
+	if ((w->group = H5Gopen2(w->file, "tracking", H5P_DEFAULT)) < 0) {
+		ms_h5_fail(e, "'%s': cannot open group /tracking", path);
+		goto fail;
+	}
+	for (int i = 0; i < ND; i++) {
+		if (i == D_ROI && !w->roi)
+			continue;
+		if ((w->ds[i] = H5Dopen2(w->group, dsdefs[i].name, H5P_DEFAULT)) < 0) {
+			ms_h5_fail(e, "'%s': cannot open /tracking/%s", path, dsdefs[i].name);
+			goto fail;
+		}
+	}
+	if (swmr && start_swmr(w, e))
+		goto fail;
+	H5Pclose(fapl);
+	ms_h5_quiet_off(&q);
+	return w;
+fail:
+	ms_h5_close(&fapl, H5Pclose);
+	ms_h5_quiet_off(&q);
+	writer_free(w);
+	return NULL;
 }

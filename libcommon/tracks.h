@@ -6,7 +6,10 @@
  * MagScope writes (group /tracking, reference/magscope-behaviour.md §10):
  * a batch of frames is appended to every dataset, the running attributes
  * are updated and the file is flushed (H5F_SCOPE_GLOBAL), so a killed
- * writer leaves a file that is valid up to its last batch.
+ * writer leaves a file that is valid up to its last batch. With SWMR on,
+ * other processes read the file while it grows (ms-info, h5py with
+ * swmr=True), and the reader here reads such a file up to its last
+ * complete batch.
  */
 #ifndef MS_TRACKS_H
 #define MS_TRACKS_H
@@ -51,6 +54,17 @@ struct ms_h5tracks_opts {
 	uint64_t recording_start_ns;	/* 0: now */
 	uint64_t file_start_ns;		/* 0: recording_start_ns */
 	uint64_t rotation_interval_ns;	/* 0: no rotation */
+	uint64_t first_batch_sequence;	/* batch_sequence of the first batch */
+	/*
+	 * Single writer, multiple readers: readers open the file while it is
+	 * written. The file is then in the HDF5 1.10 format (HDF5 1.8
+	 * readers cannot open it), min_frame_timestamp_ns and
+	 * max_frame_timestamp_ns exist from the start (0 while there are no
+	 * frames), and a killed writer leaves a file that only a SWMR reader
+	 * opens (h5py: swmr=True; this module's reader does so by itself)
+	 * until `h5clear -s` clears its "open for writing" mark.
+	 */
+	bool swmr;
 };
 
 struct ms_h5tracks;
@@ -59,9 +73,10 @@ struct ms_h5tracks;
  * Create path (fails if it exists, unless overwrite) with group /tracking,
  * its attributes and empty resizable datasets, as h5py creates them for
  * MagScope (library-version bounds earliest..v110, so a killed writer
- * leaves a file any reader opens). As in MagScope, the attributes
+ * leaves a file any reader opens; v110..v110 with o->swmr, which then
+ * starts SWMR writing before it returns). As in MagScope, the attributes
  * min_frame_timestamp_ns and max_frame_timestamp_ns are absent until
- * the first batch.
+ * the first batch (unless o->swmr: see there).
  */
 struct ms_h5tracks *ms_h5tracks_create(const char *path, const struct ms_h5tracks_opts *o,
                                        bool overwrite, ms_err *e);
@@ -76,6 +91,19 @@ int ms_h5tracks_append(struct ms_h5tracks *w, const struct ms_track_batch *b, ms
 int ms_h5tracks_close(struct ms_h5tracks *w, ms_err *e);
 
 /*
+ * Open an existing tracks file to append to it (MagScope's open_existing):
+ * the file must be in the schema, with the batch datasets, and closed by
+ * its writer. The next batch_sequence is one past the largest in the
+ * file. With swmr, the file must be in the 1.10 format (made with swmr);
+ * missing timestamp-range attributes are created first.
+ */
+struct ms_h5tracks *ms_h5tracks_open_append(const char *path, bool swmr, ms_err *e);
+
+/* Counts so far (frames, records and batches appended, by any writer). */
+void ms_h5tracks_counts(const struct ms_h5tracks *w, uint64_t *frames, uint64_t *records,
+                        uint64_t *batches);
+
+/*
  * Read every row of a tracks file, in file order, with frame numbered by
  * its index in the file; calls fn once per frame with that frame's rows
  * (n may be 0; roi_x0/roi_y0 are -1 without roi_positions_px). Memory is
@@ -83,7 +111,8 @@ int ms_h5tracks_close(struct ms_h5tracks *w, ms_err *e);
  * A file that is not in the schema fails, before any call of fn, with a
  * message naming what is wrong; files of the first MagScope releases,
  * without the batch_* datasets, are read. fn returning non-zero stops the
- * read (and is returned).
+ * read (and is returned). A file that a SWMR writer has open (or left
+ * behind when it was killed) is read up to its last complete batch.
  */
 typedef int (*ms_tracks_fn)(void *ctx, const struct ms_track *rows, size_t n);
 int ms_h5tracks_read(const char *path, ms_tracks_fn fn, void *ctx, ms_err *e);

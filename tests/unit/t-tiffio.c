@@ -3,7 +3,10 @@
  * the fixtures made by tests/fixtures/make-tiff-fixtures.py with tifffile
  * (MagScope's ImageJ form, big-endian, BigTIFF, deflate tiles, ImageJ's
  * one-IFD stack), the files that must be refused, and tifffile reading what
- * ms_tiff_write wrote. libtiff must print nothing: stderr is captured.
+ * ms_tiff_write wrote. Live writers: ImageJ hyperstacks (TCYX, one label
+ * per frame), files that a killed writer leaves (readable up to the last
+ * sync), BigTIFF on demand, pages that are not whole frames. libtiff must
+ * print nothing: stderr is captured.
  */
 #include "tiffio.h"
 #include "../lib/tap.h"
@@ -13,7 +16,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -267,6 +272,192 @@ static bool have_tifffile(void)
 	return system(PY " -c 'import tifffile' >/dev/null 2>&1") == 0;
 }
 
+/* ------------------------------------------------------------ live */
+
+#define LT0 UINT64_C(1700000000000000000)
+
+/* Page (frame f, channel c) of the live tests: every pixel distinct. */
+static void live_fill(uint16_t *px, size_t np, unsigned f, unsigned c)
+{
+	for (size_t i = 0; i < np; i++)
+		px[i] = (uint16_t)(f * 1000 + c * 100 + i);
+}
+
+/* Write frames [0, nf) of `channels` pages, syncing after `sync_at` frames. */
+static int live_write(struct ms_tiff_writer *w, const struct ms_frame_info *in, unsigned channels,
+		      unsigned nf, unsigned extra_pages, ms_err *e)
+{
+	size_t np = (size_t)in->width * in->height;
+	uint16_t *px = malloc(np * 2);
+	int rc = 0;
+	for (unsigned f = 0; f < nf && rc == 0; f++)
+		for (unsigned c = 0; c < channels && rc == 0; c++) {
+			live_fill(px, np, f, c);
+			rc = ms_tiff_write(w, px, LT0 + f * UINT64_C(1000000), e);
+		}
+	for (unsigned k = 0; k < extra_pages && rc == 0; k++) {
+		live_fill(px, np, nf, k);
+		rc = ms_tiff_write(w, px, LT0 + nf * UINT64_C(1000000), e);
+	}
+	free(px);
+	return rc;
+}
+
+/* Our reader: n pages of `channels` per frame, each as live_fill made it. */
+static void live_read(const char *label, const char *path, const struct ms_frame_info *in,
+		      unsigned channels, unsigned pages, bool times)
+{
+	ms_err e = {{0}};
+	struct ms_tiff_reader *r = ms_tiff_open_read(path, &e);
+	if (!tap_ok(r != NULL, "%s: ms_tiff_open_read opens it (%s)", label, e.msg))
+		return;
+	tap_int((long long)ms_tiff_frames(r), pages, "%s: %u pages", label, pages);
+	tap_int(ms_tiff_has_timestamps(r), times, "%s: timestamps %s", label, times ? "present" :
+		"absent");
+	size_t np = (size_t)in->width * in->height, bad = 0, tbad = 0;
+	uint16_t *px = malloc(np * 2), *want = malloc(np * 2);
+	for (unsigned p = 0; p < pages && p < ms_tiff_frames(r); p++) {
+		uint64_t t = 1;
+		live_fill(want, np, p / channels, p % channels);
+		bad += ms_tiff_read(r, p, px, &t, &e) < 0 || memcmp(px, want, np * 2) != 0;
+		tbad += t != (times ? LT0 + p / channels * UINT64_C(1000000) : 0);
+	}
+	tap_int((long long)bad, 0, "%s: every page's pixels", label);
+	tap_int((long long)tbad, 0, "%s: every page has its frame's time%s", label,
+		times ? "" : " (none)");
+	free(px);
+	free(want);
+	ms_tiff_close_read(r);
+}
+
+/*
+ * tifffile's view: series shape and axes, ImageJ channels/frames/images,
+ * label count, first and last label, BigTIFF, and the pixels equal to
+ * live_fill's.
+ */
+static void live_tifffile(const char *label, const char *path, const char *want)
+{
+	char cmd[3000];
+	snprintf(cmd, sizeof cmd, PY " - '%s' 2>&1 <<'EOF'\n"
+		 "import sys, tifffile, numpy as np\n"
+		 "t = tifffile.TiffFile(sys.argv[1]); s = t.series[0]; a = s.asarray()\n"
+		 "m = t.imagej_metadata or {}\n"
+		 "lab = m.get('Labels', ['-'])\n"
+		 "a4 = a.reshape((a.shape[0], -1) + a.shape[-2:])\n"
+		 "f, c = np.meshgrid(np.arange(a4.shape[0]), np.arange(a4.shape[1]), indexing='ij')\n"
+		 "i = np.arange(a4.shape[2] * a4.shape[3]).reshape(a4.shape[2:])\n"
+		 "want = (f[..., None, None] * 1000 + c[..., None, None] * 100 + i).astype(np.uint16)\n"
+		 "print(s.shape, s.axes, a.dtype, m.get('images'), m.get('channels'), m.get('frames'), "
+		 "len(lab), lab[0], lab[-1], t.is_bigtiff, np.array_equal(a4, want))\n"
+		 "EOF\n", path);
+	FILE *p = popen(cmd, "r");
+	char out[1024] = "";
+	size_t n = p ? fread(out, 1, sizeof out - 1, p) : 0;
+	out[n] = 0;
+	if (n && out[n - 1] == '\n')
+		out[n - 1] = 0;
+	if (p)
+		pclose(p);
+	tap_str(out, want, "%s: tifffile", label);
+}
+
+/* A child writes, syncs after `synced` frames, writes more, and is killed. */
+static bool live_killed(const char *path, const struct ms_frame_info *in, unsigned channels,
+			unsigned synced, unsigned more_pages)
+{
+	fflush(stdout);
+	pid_t pid = fork();
+	if (pid == 0) {
+		ms_err e;
+		struct ms_tiff_wopts o = {.channels = channels, .live = true};
+		struct ms_tiff_writer *w = ms_tiff_open_write_opts(path, in, &o, &e);
+		if (!w || live_write(w, in, channels, synced, 0, &e) || ms_tiff_sync(w, &e) ||
+		    live_write(w, in, channels, 0, more_pages, &e) || fflush(NULL))
+			_exit(3);
+		kill(getpid(), SIGKILL);
+		_exit(4);
+	}
+	int st = 0;
+	waitpid(pid, &st, 0);
+	return WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL;
+}
+
+static void test_live(void)
+{
+	struct ms_frame_info in = {.width = 10, .height = 8, .fmt = MS_PIX_U16, .nm_per_px = 100};
+	ms_err e = {{0}};
+	const char *path = tmpfile_path("hyper.tif");
+	struct ms_tiff_wopts o = {.channels = 3, .live = true};
+	struct ms_tiff_writer *w = ms_tiff_open_write_opts(path, &in, &o, &e);
+	int rc = !w || live_write(w, &in, 3, 2, 0, &e) || ms_tiff_sync(w, &e);
+	if (w) {
+		/* frames 2, 3 after a sync */
+		size_t np = 80;
+		uint16_t px[80];
+		for (unsigned f = 2; f < 4 && !rc; f++)
+			for (unsigned c = 0; c < 3 && !rc; c++) {
+				live_fill(px, np, f, c);
+				rc = ms_tiff_write(w, px, LT0 + f * UINT64_C(1000000), &e);
+			}
+		tap_int((long long)ms_tiff_written(w), 12, "hyperstack: 12 pages written");
+		rc |= ms_tiff_close_write(w, &e);
+	}
+	tap_int(rc, 0, "hyperstack: live, 4 frames of 3 channels, a sync half-way %s", e.msg);
+	size_t n;
+	unsigned char *file = slurp(path, &n);
+	tap_ok(n > 4 && memcmp(file, "II*\0", 4) == 0, "hyperstack: a small live file is classic");
+	free(file);
+	live_read("hyperstack", path, &in, 3, 12, true);
+	if (have_tifffile())
+		live_tifffile("hyperstack", path, "(4, 3, 8, 10) TCYX uint16 12 3 4 4 "
+			      "1700000000.000000000 1700000000.003000000 False True");
+
+	path = tmpfile_path("killed.tif");
+	tap_ok(live_killed(path, &in, 1, 3, 2), "killed: writer killed after 3 synced frames and 2 "
+	       "more");
+	live_read("killed", path, &in, 1, 3, false);
+	if (have_tifffile())
+		live_tifffile("killed", path, "(3, 8, 10) TYX uint16 3 None 3 1 - - False True");
+
+	path = tmpfile_path("killed-hyper.tif");
+	tap_ok(live_killed(path, &in, 3, 2, 1), "killed hyperstack: 2 frames of 3 synced, one "
+	       "page more");
+	live_read("killed hyperstack", path, &in, 3, 6, false);
+	if (have_tifffile())
+		live_tifffile("killed hyperstack", path, "(2, 3, 8, 10) TCYX uint16 6 3 2 1 - - False True");
+
+	path = tmpfile_path("live-big.tif");
+	o = (struct ms_tiff_wopts){.live = true, .bigtiff = true};
+	w = ms_tiff_open_write_opts(path, &in, &o, &e);
+	rc = !w || live_write(w, &in, 1, 3, 0, &e) || ms_tiff_sync(w, &e);
+	rc |= w ? ms_tiff_close_write(w, &e) : -1;
+	tap_int(rc, 0, "live BigTIFF on demand: 3 frames %s", e.msg);
+	file = slurp(path, &n);
+	tap_ok(n > 4 && memcmp(file, "II+\0", 4) == 0, "live BigTIFF: header II+");
+	free(file);
+	live_read("live BigTIFF", path, &in, 1, 3, true);
+	if (have_tifffile())
+		live_tifffile("live BigTIFF", path, "(3, 8, 10) TYX uint16 3 None 3 3 "
+			      "1700000000.000000000 1700000000.002000000 True True");
+
+	path = tmpfile_path("ragged.tif");
+	o = (struct ms_tiff_wopts){.channels = 3, .live = true};
+	w = ms_tiff_open_write_opts(path, &in, &o, &e);
+	rc = !w || live_write(w, &in, 3, 2, 1, &e);
+	e.msg[0] = 0;
+	rc = w ? ms_tiff_close_write(w, &e) : 0;
+	tap_ok(rc == -1 && strstr(e.msg, "not whole frames") && strstr(e.msg, "ragged.tif"),
+	       "7 pages of 3 channels: close says so: %s", e.msg);
+	live_read("ragged", path, &in, 3, 7, true);
+
+	/* No frames: no file. */
+	path = tmpfile_path("empty-live.tif");
+	w = ms_tiff_open_write_opts(path, &in, &o, &e);
+	tap_ok(w && ms_tiff_sync(w, &e) == 0, "sync with nothing written is fine");
+	tap_ok(ms_tiff_close_write(w, &e) == -1 && access(path, F_OK) != 0,
+	       "closing a live file without frames removes it");
+}
+
 int main(void)
 {
 	const char *src = getenv("MS_SRC");
@@ -411,6 +602,8 @@ int main(void)
 		       "(ratio %.2f < 3)", span[0] > 0 ? span[1] / span[0] : 0);
 		ms_tiff_close_read(r);
 	}
+
+	test_live();
 
 	/* libtiff stayed quiet through all of the above */
 	fflush(stderr);

@@ -4,9 +4,14 @@
  * h5py (every attribute, dataset, dtype, shape, chunk size and value), a
  * writer killed after three batches, rollback of a failed append, input
  * validation, schema validation of foreign files, and reading in bounded
- * blocks across block boundaries.
+ * blocks across block boundaries. SWMR: a writer process (this program
+ * run again with --swmr-writer) appends while ms-info, h5py (swmr=True,
+ * fresh and long-lived) and ms_h5tracks_read read the file, in lock-step
+ * and free-running, and is then killed in mid-write; appending to an
+ * existing file, with and without SWMR.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <math.h>
 #include <signal.h>
 #include <stdint.h>
@@ -260,10 +265,11 @@ static bool py_check(const char *h5, const struct data *d, const struct ms_h5tra
 	        (unsigned long long)o->recording_start_ns,
 	        (unsigned long long)(o->file_start_ns ? o->file_start_ns : o->recording_start_ns),
 	        (unsigned long long)o->rotation_interval_ns);
-	if (nb)
+	/* SWMR files have the range from the start, 0 until a frame. */
+	if (nb || o->swmr)
 		fprintf(f, "  'min_frame_timestamp_ns': (%llu, 'uint64'),\n"
 		        "  'max_frame_timestamp_ns': (%llu, 'uint64'),\n",
-		        (unsigned long long)tmin, (unsigned long long)tmax);
+		        nb ? (unsigned long long)tmin : 0ull, nb ? (unsigned long long)tmax : 0ull);
 	fprintf(f, "}\n");
 	fputs(
 	    "fails = []\n"
@@ -824,8 +830,505 @@ static void test_rollback(const struct data *d)
 	tap_ok(py_check(path, d, &opts_roi, 1), "h5py: failed batch rolled back (datasets and attributes)");
 }
 
-int main(void)
+/* --------------------------------------------------------------- SWMR */
+
+/*
+ * The SWMR writer's data: batch k has SW_NF frames of SW_NB beads; every
+ * value follows from (batch, frame, bead), so any reader can check any
+ * prefix of the file on its own.
+ */
+#define SW_NF 4
+#define SW_NB 3
+
+static void sw_batch(uint64_t k, uint64_t *ts, size_t *off, struct ms_track *rows)
 {
+	for (size_t j = 0; j < SW_NF; j++) {
+		uint64_t f = k * SW_NF + j;
+		ts[j] = T0 + f * 1000000u;
+		off[j] = j * SW_NB;
+		for (size_t b = 0; b < SW_NB; b++) {
+			double x = (double)f * 10.0 + (double)b;
+			rows[j * SW_NB + b] = (struct ms_track){
+				.frame = f, .t_ns = ts[j], .bead = (uint32_t)(b + 1),
+				.x_nm = x, .y_nm = -x, .z_nm = 0.5 * (double)b,
+				.roi_x0 = (int32_t)(b * 10), .roi_y0 = (int32_t)(f % 1000),
+			};
+		}
+	}
+	off[SW_NF] = SW_NF * SW_NB;
+}
+
+/*
+ * The writer process: argv = --swmr-writer PATH NBATCH step|free. It
+ * prints the number of batches on disk after creating the file and after
+ * each batch. In step mode it waits for a byte on stdin before each batch;
+ * in free mode it appends every millisecond, forever when NBATCH is 0.
+ */
+static int swmr_writer(int argc, char **argv)
+{
+	if (argc != 5)
+		return 2;
+	const char *path = argv[2];
+	long nbatch = atol(argv[3]);
+	bool step = strcmp(argv[4], "step") == 0;
+	struct ms_h5tracks_opts o = {
+		.include_roi_positions = true, .recording_id = 3, .recording_start_ns = T0,
+		.swmr = true,
+	};
+	ms_err e;
+	struct ms_h5tracks *w = ms_h5tracks_create(path, &o, false, &e);
+	if (!w) {
+		fprintf(stderr, "%s\n", e.msg);
+		return 1;
+	}
+	printf("0\n");
+	fflush(stdout);
+	uint64_t ts[SW_NF];
+	size_t off[SW_NF + 1];
+	struct ms_track rows[SW_NF * SW_NB];
+	for (uint64_t k = 0; nbatch == 0 || k < (uint64_t)nbatch; k++) {
+		char c;
+		if (step && read(0, &c, 1) != 1)
+			break;
+		if (!step)
+			usleep(1000);
+		sw_batch(k, ts, off, rows);
+		struct ms_track_batch b = {SW_NF, ts, off, rows};
+		if (ms_h5tracks_append(w, &b, &e)) {
+			fprintf(stderr, "%s\n", e.msg);
+			return 1;
+		}
+		printf("%llu\n", (unsigned long long)k + 1);
+		fflush(stdout);
+	}
+	return ms_h5tracks_close(w, &e) ? 1 : 0;
+}
+
+struct proc {
+	pid_t pid;
+	int in, out;		/* its stdin (we write), its stdout (we read) */
+	FILE *outf;
+};
+
+/* Start argv with pipes to its stdin and from its stdout. */
+static bool spawn(struct proc *p, char *const argv[])
+{
+	int a[2], b[2];
+	if (pipe(a) || pipe(b))
+		return false;
+	fflush(stdout);
+	p->pid = fork();
+	if (p->pid == 0) {
+		dup2(a[0], 0);
+		dup2(b[1], 1);
+		close(a[0]), close(a[1]), close(b[0]), close(b[1]);
+		execv(argv[0], argv);
+		_exit(127);
+	}
+	close(a[0]);
+	close(b[1]);
+	p->in = a[1];
+	p->out = b[0];
+	p->outf = fdopen(p->out, "r");
+	return p->pid > 0 && p->outf;
+}
+
+static int finish(struct proc *p)
+{
+	close(p->in);
+	fclose(p->outf);
+	int st = 0;
+	waitpid(p->pid, &st, 0);
+	return st;
+}
+
+/* The next line from p, without its newline; false at end of file. */
+static bool get_line(struct proc *p, char *buf, size_t n)
+{
+	if (!fgets(buf, (int)n, p->outf))
+		return false;
+	buf[strcspn(buf, "\n")] = '\0';
+	return true;
+}
+
+/* A checker that reads any prefix of the SWMR writer's file. */
+struct swc {
+	uint64_t frames, bad;
+	char first_bad[160];
+};
+
+static int swc_fn(void *ctx, const struct ms_track *rows, size_t n)
+{
+	struct swc *c = ctx;
+	uint64_t f = c->frames++;
+	uint64_t ts[SW_NF];
+	size_t off[SW_NF + 1];
+	struct ms_track want[SW_NF * SW_NB];
+	sw_batch(f / SW_NF, ts, off, want);
+	const struct ms_track *w = &want[(f % SW_NF) * SW_NB];
+	bool ok = n == SW_NB;
+	for (size_t b = 0; ok && b < n; b++)
+		ok = rows[b].frame == f && rows[b].t_ns == w[b].t_ns && rows[b].bead == w[b].bead &&
+		     rows[b].x_nm == w[b].x_nm && rows[b].y_nm == w[b].y_nm && rows[b].z_nm == w[b].z_nm &&
+		     rows[b].roi_x0 == w[b].roi_x0 && rows[b].roi_y0 == w[b].roi_y0;
+	if (!ok && !c->bad++)
+		snprintf(c->first_bad, sizeof c->first_bad, "frame %llu: %zu rows, first x %g",
+		         (unsigned long long)f, n, n ? rows[0].x_nm : 0.0);
+	return 0;
+}
+
+/*
+ * Python for the SWMR file: check(f) refreshes the datasets in the order
+ * that makes a consistent snapshot (batch_frame_count, the other batch
+ * rows, frames, records: the reverse of the writer's), takes the batches up to the last non-zero batch_frame_count
+ * and checks every value of them; returns the batch count or raises.
+ */
+static const char py_swmr_check[] =
+	"import sys, time, h5py, numpy as np\n"
+	"T0, NF, NB = 1700000000000000000, 4, 3\n"
+	"BATCH = ('batch_sequence', 'batch_frame_start', 'batch_record_start',\n"
+	"         'batch_record_count')\n"
+	"FRAME = ('frame_timestamps_ns', 'frame_offsets', 'frame_batch_sequence')\n"
+	"REC = ('bead_ids', 'positions_nm', 'roi_positions_px')\n"
+	"def check(f, refresh):\n"
+	"    g = f['tracking']\n"
+	"    def grp(names):\n"
+	"        if refresh:\n"
+	"            for k in names: g[k].refresh()\n"
+	"        return {k: g[k][()] for k in names}\n"
+	"    b = grp(('batch_frame_count',))\n"
+	"    b.update(grp(BATCH))\n"
+	"    nz = np.nonzero(b['batch_frame_count'])[0]\n"
+	"    nb = int(nz[-1]) + 1 if len(nz) else 0\n"
+	"    k = np.arange(nb, dtype=np.uint64)\n"
+	"    assert (b['batch_sequence'][:nb] == k).all(), 'batch_sequence'\n"
+	"    assert (b['batch_frame_count'][:nb] == NF).all(), 'batch_frame_count'\n"
+	"    assert (b['batch_frame_start'][:nb] == k * NF).all(), 'batch_frame_start'\n"
+	"    assert (b['batch_record_start'][:nb] == k * NF * NB).all(), 'batch_record_start'\n"
+	"    nf, nr = nb * NF, nb * NF * NB\n"
+	"    fr = grp(FRAME)\n"
+	"    fi = np.arange(nf, dtype=np.uint64)\n"
+	"    assert (fr['frame_timestamps_ns'][:nf] == T0 + fi * 1000000).all(), 'timestamps'\n"
+	"    assert (fr['frame_offsets'][:nf + 1] == np.arange(nf + 1) * NB).all(), 'offsets'\n"
+	"    assert (fr['frame_batch_sequence'][:nf] == fi // NF).all(), 'frame_batch_sequence'\n"
+	"    r = grp(REC)\n"
+	"    ff = np.repeat(np.arange(nf), NB); bb = np.tile(np.arange(NB), nf)\n"
+	"    x = ff * 10.0 + bb\n"
+	"    assert (r['bead_ids'][:nr] == bb + 1).all(), 'bead_ids'\n"
+	"    p = r['positions_nm'][:nr]\n"
+	"    assert (p[:, 0] == x).all() and (p[:, 1] == -x).all() and (p[:, 2] == 0.5 * bb).all(), 'positions'\n"
+	"    q = r['roi_positions_px'][:nr]\n"
+	"    assert (q[:, 0] == bb * 10).all() and (q[:, 1] == ff % 1000).all(), 'roi_positions_px'\n"
+	"    return nb\n"
+	"def check_range(f, nb):\n"
+	"    a = f['tracking'].attrs\n"
+	"    lo, hi = (T0, T0 + (nb * NF - 1) * 1000000) if nb else (0, 0)\n"
+	"    assert (a['min_frame_timestamp_ns'], a['max_frame_timestamp_ns']) == (lo, hi), \\\n"
+	"        ('range', a['min_frame_timestamp_ns'], a['max_frame_timestamp_ns'], lo, hi)\n";
+
+static char *ms_info_path(void)
+{
+	static char buf[600];
+	const char *bin = getenv("MS_BIN");
+	snprintf(buf, sizeof buf, "%s/ms-info", bin ? bin : "bin");
+	return access(buf, X_OK) == 0 ? buf : NULL;
+}
+
+/* ms-info on path (a separate process): its frames and batches lines. */
+static bool ms_info_counts(const char *path, long *frames, long *batches, long *records)
+{
+	const char *info = ms_info_path();
+	if (!info)
+		return false;
+	char cmd[1200], line[256];
+	snprintf(cmd, sizeof cmd, "'%s' '%s' 2>&1", info, path);
+	fflush(stdout);
+	FILE *f = popen(cmd, "r");
+	if (!f)
+		return false;
+	*frames = *batches = *records = -1;
+	while (fgets(line, sizeof line, f)) {
+		sscanf(line, "frames\t%ld", frames);
+		sscanf(line, "batches\t%ld", batches);
+		sscanf(line, "records\t%ld", records);
+		if (strncmp(line, "ms-info:", 8) == 0)
+			tap_diag("%s", line);
+	}
+	return pclose(f) == 0;
+}
+
+/*
+ * A fresh h5py process with swmr=True: the batch count it checked, or -1.
+ * With range, also the timestamp attributes (exact only when the writer
+ * is between batches: a killed one may have updated them for a batch it
+ * did not finish).
+ */
+static long py_fresh_batches(const char *path, bool range)
+{
+	char script[512], cmd[1200];
+	snprintf(script, sizeof script, "%s/swmr_fresh.py", tap_tmpdir());
+	FILE *f = fopen(script, "w");
+	if (!f)
+		return -1;
+	fprintf(f, "%s", py_swmr_check);
+	fprintf(f, "h = h5py.File(sys.argv[1], 'r', swmr=True); nb = check(h, False)\n"
+	           "%sprint(nb)\n", range ? "check_range(h, nb)\n" : "");
+	fclose(f);
+	snprintf(cmd, sizeof cmd, "/usr/bin/python3 '%s' '%s'", script, path);
+	fflush(stdout);
+	FILE *p = popen(cmd, "r");
+	long n = -1;
+	if (!p || fscanf(p, "%ld", &n) != 1)
+		n = -1;
+	if (p && pclose(p) != 0)
+		n = -1;
+	return n;
+}
+
+static const char *self_exe(void)
+{
+	static char buf[600];
+	ssize_t n = readlink("/proc/self/exe", buf, sizeof buf - 1);
+	buf[n > 0 ? n : 0] = '\0';
+	return buf;
+}
+
+/*
+ * Lock-step: after the file is made and after each of 4 batches, with the
+ * writer waiting, ms-info, a fresh h5py and a long-lived h5py (the same
+ * handle all along, datasets refreshed) all see exactly the batches
+ * written, and every value of them.
+ */
+static void test_swmr_step(void)
+{
+	char path[512], script[512], line[64];
+	tpath(path, sizeof path, "swmr-step.h5");
+	tpath(script, sizeof script, "swmr_long.py");
+	FILE *f = fopen(script, "w");
+	fprintf(f, "%s", py_swmr_check);
+	fprintf(f, "h = None\n"
+	           "for line in sys.stdin:\n"
+	           "    if h is None: h = h5py.File(sys.argv[1], 'r', swmr=True)\n"
+	           "    print(check(h, True), flush=True)\n");
+	fclose(f);
+
+	struct proc w, py;
+	char *wargv[] = {(char *)self_exe(), "--swmr-writer", path, "4", "step", NULL};
+	char *pargv[] = {"/usr/bin/python3", script, path, NULL};
+	bool ok = spawn(&w, wargv) && get_line(&w, line, sizeof line) && strcmp(line, "0") == 0;
+	tap_ok(ok, "SWMR writer process created the file (said '%s')", line);
+	ok = ok && spawn(&py, pargv);
+	long k = 0;
+	bool info_ok = true, fresh_ok = true, long_ok = true;
+	for (k = 0; ok && k <= 4; k++) {
+		if (k > 0 && (write(w.in, "x", 1) != 1 || !get_line(&w, line, sizeof line) ||
+		              atol(line) != k)) {
+			ok = false;
+			break;
+		}
+		long fr, nb, nr;
+		bool r = ms_info_counts(path, &fr, &nb, &nr);
+		if (!r || fr != k * SW_NF || nb != k || nr != k * SW_NF * SW_NB) {
+			if (info_ok)
+				tap_diag("after %ld batches ms-info says frames %ld batches %ld records %ld "
+				         "(exit %s)", k, fr, nb, nr, r ? "0" : "non-zero");
+			info_ok = false;
+		}
+		long pf = py_fresh_batches(path, true);
+		if (pf != k) {
+			if (fresh_ok)
+				tap_diag("after %ld batches a fresh h5py (swmr=True) checked %ld", k, pf);
+			fresh_ok = false;
+		}
+		char got[64] = "";
+		if (write(py.in, "go\n", 3) != 3 || !get_line(&py, got, sizeof got) || atol(got) != k) {
+			if (long_ok)
+				tap_diag("after %ld batches the long-lived h5py says '%s'", k, got);
+			long_ok = false;
+		}
+		struct swc c = {0};
+		ms_err e = {""};
+		if (ms_h5tracks_read(path, swc_fn, &c, &e) || c.frames != (uint64_t)k * SW_NF || c.bad) {
+			tap_ok(false, "after %ld batches ms_h5tracks_read: %llu frames, %llu bad %s %s", k,
+			       (unsigned long long)c.frames, (unsigned long long)c.bad, c.first_bad, e.msg);
+		}
+	}
+	tap_ok(ok && k == 5, "writer appended 4 batches in lock-step");
+	tap_ok(info_ok && ms_info_path(), "ms-info (another process) sees 0, 1, 2, 3, 4 batches as they "
+	       "are written%s", ms_info_path() ? "" : " (no ms-info: set MS_BIN)");
+	tap_ok(fresh_ok, "h5py swmr=True, a fresh process each time, reads 0..4 batches, every value "
+	       "and the timestamp range (attributes rewritten under SWMR)");
+	tap_ok(long_ok, "h5py swmr=True, one handle kept open and refreshed, sees the file grow 0..4");
+	int st = finish(&w);
+	tap_ok(WIFEXITED(st) && WEXITSTATUS(st) == 0, "writer closed the file (status %#x)", st);
+	finish(&py);
+	struct swc c = {0};
+	ms_err e = {""};
+	int rc = ms_h5tracks_read(path, swc_fn, &c, &e);
+	tap_ok(rc == 0 && c.frames == 4 * SW_NF && !c.bad, "closed SWMR file reads normally (%llu "
+	       "frames)", (unsigned long long)c.frames);
+	tap_ok(py_run("f = h5py.File(sys.argv[1], 'r'); assert f['tracking/batch_sequence'].shape == (4,)",
+	              path),
+	       "closed SWMR file opens in plain h5py (no swmr flag)");
+}
+
+/*
+ * Free-running: the writer appends a batch every millisecond while this
+ * process reads with ms_h5tracks_read and a long-lived h5py checks
+ * refreshed snapshots, for about a second; every snapshot is a complete
+ * prefix and the counts never go back. Then the writer is killed in the
+ * middle of its work: the file reads, with SWMR, up to at least the last
+ * batch it reported.
+ */
+static void test_swmr_free_and_kill(void)
+{
+	char path[512], script[512], line[64];
+	tpath(path, sizeof path, "swmr-free.h5");
+	tpath(script, sizeof script, "swmr_loop.py");
+	FILE *f = fopen(script, "w");
+	fprintf(f, "%s", py_swmr_check);
+	fprintf(f, "h = h5py.File(sys.argv[1], 'r', swmr=True)\n"
+	           "n, last, grew, t = 0, 0, 0, time.time()\n"
+	           "while time.time() - t < 1.0:\n"
+	           "    nb = check(h, True)\n"
+	           "    assert nb >= last, 'went back from %%d to %%d' %% (last, nb)\n"
+	           "    grew += nb > last\n"
+	           "    last = nb; n += 1\n"
+	           "print(n, grew, last, flush=True)\n");
+	fclose(f);
+
+	struct proc w, py;
+	char *wargv[] = {(char *)self_exe(), "--swmr-writer", path, "0", "free", NULL};
+	char *pargv[] = {"/usr/bin/python3", script, path, NULL};
+	bool ok = spawn(&w, wargv) && get_line(&w, line, sizeof line) && strcmp(line, "0") == 0;
+	tap_ok(ok, "free-running SWMR writer started");
+	if (!ok)
+		return;
+	ok = spawn(&py, pargv);
+	/* Our own reader meanwhile (this process did not fork the writer's
+	 * HDF5 state: the writer was exec'ed). */
+	struct timespec t0, t;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	long reads = 0, grew = 0, bad = 0;
+	uint64_t last = 0;
+	char why[300] = "";
+	do {
+		struct swc c = {0};
+		ms_err e = {""};
+		int rc = ms_h5tracks_read(path, swc_fn, &c, &e);
+		if (rc || c.bad || c.frames % SW_NF || c.frames < last) {
+			if (!bad++)
+				snprintf(why, sizeof why, "rc %d, %llu frames after %llu: %s %s", rc,
+				         (unsigned long long)c.frames, (unsigned long long)last, c.first_bad,
+				         e.msg);
+		} else {
+			grew += c.frames > last;
+			last = c.frames;
+		}
+		reads++;
+		clock_gettime(CLOCK_MONOTONIC, &t);
+	} while ((double)(t.tv_sec - t0.tv_sec) + 1e-9 * (double)(t.tv_nsec - t0.tv_nsec) < 1.0);
+	tap_ok(bad == 0 && grew >= 5, "ms_h5tracks_read while the writer runs: %ld reads, saw it grow "
+	       "%ld times, every read a complete prefix %s", reads, grew, why);
+	char got[128] = "";
+	long pn = 0, pgrew = 0, plast = 0;
+	bool pok = ok && get_line(&py, got, sizeof got) && sscanf(got, "%ld %ld %ld", &pn, &pgrew, &plast) == 3;
+	tap_ok(pok && pgrew >= 5, "long-lived h5py swmr=True while the writer runs: %ld snapshots, grew "
+	       "%ld times, to %ld batches, all complete and consistent ('%s')", pn, pgrew, plast, got);
+	finish(&py);
+
+	/* Kill it while it writes; what it reported is on disk. */
+	long reported = 0;
+	while (reported < (long)(last / SW_NF) + 20 && get_line(&w, line, sizeof line))
+		reported = atol(line);
+	kill(w.pid, SIGKILL);
+	while (get_line(&w, line, sizeof line))
+		reported = atol(line);
+	int st = finish(&w);
+	tap_ok(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL, "writer killed by SIGKILL after reporting %ld "
+	       "batches", reported);
+	long pf = py_fresh_batches(path, false);
+	tap_ok(pf >= reported && pf <= reported + 1, "h5py swmr=True reads the killed writer's file: %ld "
+	       "complete batches (reported %ld), every value", pf, reported);
+	struct swc c = {0};
+	ms_err e = {""};
+	int rc = ms_h5tracks_read(path, swc_fn, &c, &e);
+	tap_ok(rc == 0 && !c.bad && c.frames == (uint64_t)pf * SW_NF,
+	       "ms_h5tracks_read reads the same %llu frames", (unsigned long long)c.frames);
+	if (rc || c.bad)
+		tap_diag("%s %s", e.msg, c.first_bad);
+	long fr, nb, nr;
+	bool info = ms_info_counts(path, &fr, &nb, &nr);
+	tap_ok(info && nb == pf && fr == pf * SW_NF,
+	       "ms-info on the killed writer's file: %ld batches, %ld frames", nb, fr);
+	tap_ok(!py_run("import os\nos.dup2(os.open(os.devnull, os.O_WRONLY), 2)\n"
+	               "h5py.File(sys.argv[1], 'r')", path),
+	       "(plain h5py without swmr=True refuses the file until `h5clear -s`, as documented)");
+}
+
+/* The 3 batches of d written as 2, then reopened for the third. */
+static void test_append(const struct data *d)
+{
+	char path[512];
+	ms_err e = {""};
+	for (int swmr = 0; swmr <= 1; swmr++) {
+		struct ms_h5tracks_opts o = opts_roi;
+		o.swmr = swmr;
+		tpath(path, sizeof path, swmr ? "append-swmr.h5" : "append.h5");
+		tap_int(write_file(path, d, &o, 2, &e), 0, "%s: 2 batches, closed", path);
+		struct ms_h5tracks *w = ms_h5tracks_open_append(path, swmr, &e);
+		tap_ok(w != NULL, "reopened to append%s %s", swmr ? " with SWMR" : "", w ? "" : e.msg);
+		if (!w)
+			continue;
+		uint64_t fr, rec, nb;
+		ms_h5tracks_counts(w, &fr, &rec, &nb);
+		tap_ok(fr == 5 && rec == d->off[5] && nb == 2, "counts carried over: %llu frames, "
+		       "%llu records, %llu batches", (unsigned long long)fr, (unsigned long long)rec,
+		       (unsigned long long)nb);
+		tap_int(append_one(w, d, 2, &e), 0, "third batch appended");
+		tap_int(ms_h5tracks_close(w, &e), 0, "closed");
+		check_read(path, d, true, swmr ? "appended with SWMR" : "appended");
+		tap_ok(py_check(path, d, &o, NBATCH), "h5py: same as writing 3 batches at once (sequence, "
+		       "offsets, range)");
+	}
+	tpath(path, sizeof path, "append.h5");
+	e.msg[0] = '\0';
+	tap_ok(!ms_h5tracks_open_append(path, true, &e) && strstr(e.msg, "1.8 format") &&
+	       strstr(e.msg, path), "SWMR append to a 1.8-format file refused: %s", e.msg);
+	tpath(path, sizeof path, "nogroup.h5");
+	tap_ok(!ms_h5tracks_open_append(path, false, &e) && strstr(e.msg, "/tracking"),
+	       "append to a file that is not a tracks file refused: %s", e.msg);
+}
+
+/* A SWMR file written and closed reads like any other. */
+static void test_swmr_roundtrip(const struct data *d)
+{
+	char path[512];
+	ms_err e = {""};
+	struct ms_h5tracks_opts o = opts_roi;
+	o.swmr = true;
+	tpath(path, sizeof path, "swmr.h5");
+	tap_int(write_file(path, d, &o, NBATCH, &e), 0, "SWMR: write 3 batches %s", e.msg);
+	check_read(path, d, true, "SWMR file");
+	tap_ok(py_check(path, d, &o, NBATCH), "h5py: SWMR file in the exact schema");
+	unsigned char sb[9] = {0};
+	int fd = open(path, O_RDONLY);
+	tap_ok(fd >= 0 && read(fd, sb, 9) == 9 && sb[8] == 3, "SWMR file has superblock version 3 "
+	       "(got %d)", sb[8]);
+	if (fd >= 0)
+		close(fd);
+	tpath(path, sizeof path, "swmr-empty.h5");
+	tap_int(write_file(path, d, &o, 0, &e), 0, "SWMR: empty file");
+	tap_ok(py_check(path, d, &o, 0), "h5py: empty SWMR file has the range attributes at 0");
+	struct ms_h5tracks_summary s;
+	tap_ok(ms_h5tracks_summary(path, &s, &e) == 0 && s.frames == 0 && s.min_t_ns == 0 &&
+	       s.max_t_ns == 0, "summary of the empty SWMR file: no frames, range 0");
+}
+
+int main(int argc, char **argv)
+{
+	if (argc > 1 && strcmp(argv[1], "--swmr-writer") == 0)
+		return swmr_writer(argc, argv);
 	struct data d;
 	make_data(&d);
 	test_tsv();
@@ -835,5 +1338,9 @@ int main(void)
 	test_stop_and_foreign(&d);
 	test_big();
 	test_rollback(&d);
+	test_swmr_roundtrip(&d);
+	test_append(&d);
+	test_swmr_step();
+	test_swmr_free_and_kill();
 	return tap_done();
 }
