@@ -4,7 +4,11 @@
  * radial profile and, with a Z-LUT, z; writes one row per bead per frame
  * as TSV on stdout and/or into a MagScope-schema HDF5 tracks file. ROIs
  * (not frames) are spread over worker threads, a batch of frames at a time.
- * With --control, a thread answers status queries while it runs.
+ * With --control, a thread answers commands while it runs (ms-control(7)):
+ * ROIs added, removed and moved, acquisition and saving switched, the data
+ * mode, folder and Z-LUT changed; the main loop applies every change
+ * between two batches, so a batch is always tracked with one consistent
+ * set of ROIs, table and files.
  */
 #include <math.h>
 #include <pthread.h>
@@ -81,49 +85,6 @@ struct config {
 	int ninputs;
 };
 
-/* One unit of pool work is one ROI of one frame of the batch. */
-struct batch {
-	const struct ms_tracker *tracker;
-	struct ms_track_ws **ws;
-	const struct ms_roilist *rois;
-	const long *lut_bead;		/* per ROI */
-	struct ms_frame_info info;
-	const unsigned char *frames;	/* nframes * frame_bytes, from the prefetcher */
-	size_t frame_bytes;
-	size_t nframes;
-	const uint64_t *t_ns;
-	struct ms_xyz *xyz;		/* nframes * nrois */
-	double *z_prev;			/* per ROI: last valid z, for a local search */
-};
-
-/* What the control thread reports; the main loop updates it per batch. */
-struct live {
-	pthread_mutex_t mu;
-	uint64_t frames, invalid;
-	size_t nrois;
-	struct ms_ctl_rate rate;
-};
-
-static void on_command(void *ctx, struct ms_ctl_server *srv, struct ms_ctl_req *q)
-{
-	struct live *l = ctx;
-	(void)srv;
-	if (strcmp(q->cmd->verb, "status") == 0) {
-		pthread_mutex_lock(&l->mu);
-		double now = ms_ctl_now(), fps = ms_ctl_rate_get(&l->rate, now);
-		ms_ctl_ok(q->reply, sizeof q->reply,
-		          "state=running frames=%llu fps=%.1f rois=%zu rois-per-s=%.0f invalid=%llu",
-		          (unsigned long long)l->frames, fps, l->nrois, fps * (double)l->nrois,
-		          (unsigned long long)l->invalid);
-		pthread_mutex_unlock(&l->mu);
-	} else if (strcmp(q->cmd->verb, "help") == 0) {
-		ms_ctl_ok(q->reply, sizeof q->reply, "verbs: status, subscribe, unsubscribe, help");
-	} else {
-		ms_ctl_err(q->reply, sizeof q->reply, MS_CTL_UNKNOWN_VERB, "no verb '%s' (try help)",
-		           q->cmd->verb);
-	}
-}
-
 static volatile sig_atomic_t stop_signal;
 
 static void on_signal(int sig)
@@ -177,22 +138,70 @@ static void parse_args(struct config *c, int argc, char **argv)
 	c->ninputs = argc - optind;
 }
 
+/*
+ * What the main loop tracks with. It alone reads and writes this; the
+ * control thread's requests reach it through struct shared.
+ */
+struct state {
+	struct ms_frame_info info;
+	size_t frame_bytes, maxf;
+	int nthreads;
+	struct ms_track_params params;
+	struct ms_roilist rois;
+	struct ms_zlut *lut;		/* NULL: no z */
+	struct ms_tracker *tracker;
+	struct ms_track_ws **ws;	/* one per pool thread */
+	long *lut_bead;			/* per ROI: its table in lut, -1 none */
+	double *z_prev;			/* per ROI: last valid z, for a local search */
+	struct ms_xyz *xyz;		/* maxf * nrois */
+	struct ms_track *rows;		/* maxf * nrois */
+	/* the batch in hand */
+	const unsigned char *frames;
+	size_t nframes;
+};
+
+/*
+ * Between the control thread and the main loop, under mu. Commands edit
+ * the requested ROI list and table here and set the dirty flags; the main
+ * loop takes them over between batches. The recorder is only ever used
+ * under mu, by either side.
+ */
+struct shared {
+	pthread_mutex_t mu;
+	/* what status reports */
+	uint64_t frames, invalid, skipped;
+	struct ms_ctl_rate rate;
+	/* requests */
+	struct ms_roilist rois;
+	bool rois_dirty;
+	struct ms_tracker *new_tracker;	/* with new_lut (NULL: unload) */
+	struct ms_zlut *new_lut;
+	bool lut_dirty;
+	char lut_path[1024];		/* "" when tracking without z */
+	bool acquiring;
+	struct ms_recorder *rec;	/* NULL: no saving (no --data-dir, no --control) */
+	/* what commands check requests against */
+	struct ms_frame_info info;
+	struct ms_track_params params;
+	struct ms_ctl_server *srv;
+};
+
 static void track_one(void *ctx, size_t item, int worker)
 {
-	struct batch *b = ctx;
-	size_t nrois = b->rois->n;
+	struct state *st = ctx;
+	size_t nrois = st->rois.n;
 	size_t f = item / nrois, r = item % nrois;
-	const struct ms_roi *roi = &b->rois->roi[r];
+	const struct ms_roi *roi = &st->rois.roi[r];
 	struct ms_roi_in in = {
-		.frame = b->frames + f * b->frame_bytes,
-		.fmt = b->info.fmt,
-		.stride = b->info.width,
+		.frame = st->frames + f * st->frame_bytes,
+		.fmt = st->info.fmt,
+		.stride = st->info.width,
 		.x0 = roi->x0,
 		.y0 = roi->y0,
-		.lut_bead = b->lut_bead[r],
-		.z_prev = b->z_prev[r],
+		.lut_bead = st->lut_bead[r],
+		.z_prev = st->z_prev[r],
 	};
-	ms_track_roi(b->tracker, b->ws[worker], &in, &b->xyz[item], NULL);
+	ms_track_roi(st->tracker, st->ws[worker], &in, &st->xyz[item], NULL);
 }
 
 /*
@@ -216,38 +225,355 @@ static void adopt_lut_settings(struct config *c, const struct ms_zlut *lut)
 		c->params.roi_size = lut->roi_size;
 }
 
-/* Which table of the LUT each bead uses: its own if there is one, else the only one. */
-static long *map_lut_beads(const struct ms_zlut *lut, const struct ms_roilist *rois, const char *path)
+/*
+ * Which table of the LUT each bead uses: its own if there is one, else
+ * the only one; -1 (z NaN) for a bead a per-bead table lacks. Returns how
+ * many beads have no table.
+ */
+static size_t map_lut_beads(const struct ms_zlut *lut, const struct ms_roilist *rois, long *map)
 {
-	long *map = ms_xcalloc(rois->n, sizeof *map);
+	size_t missing = 0;
 	for (size_t i = 0; i < rois->n; i++) {
-		if (!lut)
-			continue;
-		long k = ms_zlut_find_bead(lut, rois->roi[i].id);
-		if (k < 0 && lut->nbeads == 1)
-			k = 0;
-		if (k < 0)
-			ms_die("%s: has tables for %zu beads but none for bead %u", path,
-			       lut->nbeads, rois->roi[i].id);
+		long k = -1;
+		if (lut) {
+			k = ms_zlut_find_bead(lut, rois->roi[i].id);
+			if (k < 0 && lut->nbeads == 1)
+				k = 0;
+			missing += k < 0;
+		}
 		map[i] = k;
 	}
-	return map;
+	return missing;
 }
 
-/* --data-dir: saving on from the start, files named by the recorder. */
-static struct ms_recorder *start_recorder(const struct config *c, const struct ms_roilist *rois)
+/* Load a table and make the tracker for it; NULL with e set if it does not fit. */
+static struct ms_tracker *load_tracker(const char *path, const struct ms_track_params *p,
+                                       struct ms_zlut **lut_out, ms_err *e)
+{
+	struct ms_zlut *lut = ms_xcalloc(1, sizeof *lut);
+	if (ms_zlut_load(path, lut, e) < 0) {
+		free(lut);
+		return NULL;
+	}
+	struct ms_tracker *t = ms_tracker_new(p, lut, e);
+	if (!t) {
+		ms_err_prefix(e, "%s", path);
+		ms_zlut_free(lut);
+		free(lut);
+		return NULL;
+	}
+	*lut_out = lut;
+	return t;
+}
+
+static void free_lut(struct ms_zlut *lut)
+{
+	if (lut) {
+		ms_zlut_free(lut);
+		free(lut);
+	}
+}
+
+/* (Re)size the per-ROI arrays for st->rois, keeping each kept bead's last z. */
+static void resize_per_roi(struct state *st, const struct ms_roilist *old, const double *old_z)
+{
+	size_t n = st->rois.n ? st->rois.n : 1;
+	free(st->xyz);
+	free(st->rows);
+	free(st->lut_bead);
+	st->xyz = ms_xcalloc(st->maxf * n, sizeof *st->xyz);
+	st->rows = ms_xcalloc(st->maxf * n, sizeof *st->rows);
+	st->lut_bead = ms_xcalloc(n, sizeof *st->lut_bead);
+	double *z = ms_xcalloc(n, sizeof *z);
+	for (size_t i = 0; i < st->rois.n; i++) {
+		long k = old ? ms_rois_find(old, st->rois.roi[i].id) : -1;
+		z[i] = k >= 0 ? old_z[k] : NAN;
+	}
+	free(st->z_prev);
+	st->z_prev = z;
+}
+
+static void make_workspaces(struct state *st)
+{
+	ms_err e;
+	for (int i = 0; i < st->nthreads; i++) {
+		ms_track_ws_free(st->ws[i]);
+		if (!(st->ws[i] = ms_track_ws_new(st->tracker, &e)))
+			ms_die("%s", e.msg);
+	}
+}
+
+/* Take over what commands asked for since the last batch. */
+static void apply_requests(struct state *st, struct shared *sh)
+{
+	pthread_mutex_lock(&sh->mu);
+	bool lut = sh->lut_dirty, rois = sh->rois_dirty;
+	if (lut) {
+		ms_tracker_free(st->tracker);
+		free_lut(st->lut);
+		st->tracker = sh->new_tracker;
+		st->lut = sh->new_lut;
+		sh->new_tracker = NULL;
+		sh->new_lut = NULL;
+		sh->lut_dirty = false;
+		make_workspaces(st);
+	}
+	if (rois) {
+		struct ms_roilist old = st->rois;
+		double *old_z = st->z_prev;
+		st->z_prev = NULL;
+		st->rois.n = sh->rois.n;
+		st->rois.roi = ms_xcalloc(sh->rois.n ? sh->rois.n : 1, sizeof *st->rois.roi);
+		memcpy(st->rois.roi, sh->rois.roi, sh->rois.n * sizeof *st->rois.roi);
+		resize_per_roi(st, &old, old_z);
+		ms_rois_free(&old);
+		free(old_z);
+		sh->rois_dirty = false;
+	}
+	pthread_mutex_unlock(&sh->mu);
+	if (lut || rois) {
+		size_t missing = map_lut_beads(st->lut, &st->rois, st->lut_bead);
+		if (missing)
+			ms_warn("warning: the Z-LUT has no table for %zu bead%s; their z is NaN",
+			        missing, missing == 1 ? "" : "s");
+	}
+}
+
+/* ---- control commands (run in the control thread) ---- */
+
+static bool word_is(const struct ms_ctl_cmd *c, int i, const char *w)
+{
+	return c->argc > i && strcmp(c->argv[i], w) == 0;
+}
+
+static int parse_roi_args(struct shared *sh, const struct ms_ctl_cmd *c, int from, bool corner,
+                          struct ms_roi *r, char *reply, size_t size)
+{
+	long v[3];
+	int need = corner ? 3 : 1;
+	if (c->argc != from + need) {
+		ms_ctl_err(reply, size, MS_CTL_USAGE, "roi %s takes %s", c->argv[0],
+		           corner ? "ID X0 Y0" : "ID");
+		return -1;
+	}
+	for (int i = 0; i < need; i++) {
+		if (ms_parse_long(c->argv[from + i], &v[i]) < 0) {
+			ms_ctl_err(reply, size, MS_CTL_BAD_VALUE, "'%s' is not an integer",
+			           c->argv[from + i]);
+			return -1;
+		}
+	}
+	if (v[0] < 0 || v[0] > MS_BEAD_ID_MAX) {
+		ms_ctl_err(reply, size, MS_CTL_BAD_VALUE, "bead id %ld is outside 0..%d", v[0],
+		           MS_BEAD_ID_MAX);
+		return -1;
+	}
+	r->id = (uint32_t)v[0];
+	if (!corner)
+		return 0;
+	long side = sh->params.roi_size;
+	if (v[1] < 0 || v[2] < 0 || v[1] + side > (long)sh->info.width ||
+	    v[2] + side > (long)sh->info.height) {
+		ms_ctl_err(reply, size, MS_CTL_BAD_VALUE, "an ROI of %ld px at (%ld, %ld) is "
+		           "outside the %ux%u frame", side, v[1], v[2], sh->info.width,
+		           sh->info.height);
+		return -1;
+	}
+	r->x0 = (int32_t)v[1];
+	r->y0 = (int32_t)v[2];
+	return 0;
+}
+
+/* roi list | roi add ID X0 Y0 | roi remove ID | roi move ID X0 Y0 */
+static void cmd_roi(struct shared *sh, const struct ms_ctl_cmd *c, char *reply, size_t size)
+{
+	struct ms_roilist *l = &sh->rois;
+	struct ms_roi r;
+	if (word_is(c, 0, "list") && c->argc == 1) {
+		char text[MS_CTL_LINE_MAX];
+		int len = snprintf(text, sizeof text, "n=%zu", l->n);
+		for (size_t i = 0; i < l->n && len < (int)sizeof text - 32; i++)
+			len += snprintf(text + len, sizeof text - (size_t)len, " %u=%d,%d",
+			                l->roi[i].id, l->roi[i].x0, l->roi[i].y0);
+		ms_ctl_ok(reply, size, "%s", text);
+		return;
+	}
+	if (word_is(c, 0, "add")) {
+		if (parse_roi_args(sh, c, 1, true, &r, reply, size) < 0)
+			return;
+		if (ms_rois_find(l, r.id) >= 0) {
+			ms_ctl_err(reply, size, MS_CTL_BAD_VALUE, "bead %u exists; move it instead", r.id);
+			return;
+		}
+		l->roi = ms_xrealloc(l->roi, (l->n + 1) * sizeof *l->roi);
+		l->roi[l->n++] = r;
+	} else if (word_is(c, 0, "remove") || word_is(c, 0, "move")) {
+		bool move = word_is(c, 0, "move");
+		if (parse_roi_args(sh, c, 1, move, &r, reply, size) < 0)
+			return;
+		long k = ms_rois_find(l, r.id);
+		if (k < 0) {
+			ms_ctl_err(reply, size, MS_CTL_BAD_VALUE, "there is no bead %u", r.id);
+			return;
+		}
+		if (move)
+			l->roi[k] = r;
+		else
+			memmove(&l->roi[k], &l->roi[k + 1], (l->n - (size_t)k - 1) * sizeof *l->roi);
+		l->n -= !move;
+	} else {
+		ms_ctl_err(reply, size, MS_CTL_USAGE, "roi takes list, add, remove or move");
+		return;
+	}
+	sh->rois_dirty = true;
+	ms_ctl_ok(reply, size, "n=%zu", l->n);
+	ms_ctl_server_event(sh->srv, NULL, "rois n=%zu", l->n);
+}
+
+/* saving on|off | saving folder DIR | saving mode MODE | saving rotate MIN | saving new-file */
+static void cmd_saving(struct shared *sh, const struct ms_ctl_cmd *c, char *reply, size_t size)
+{
+	ms_err e;
+	int rc = 0;
+	if (!sh->rec) {
+		ms_ctl_err(reply, size, MS_CTL_FAILED, "this ms-track saves no data (no recorder)");
+		return;
+	}
+	if ((word_is(c, 0, "on") || word_is(c, 0, "off")) && c->argc == 1) {
+		rc = ms_recorder_set_saving(sh->rec, word_is(c, 0, "on"), &e);
+	} else if (word_is(c, 0, "folder") && c->argc == 2) {
+		rc = ms_recorder_set_folder(sh->rec, c->argv[1], &e);
+	} else if (word_is(c, 0, "mode") && c->argc == 2) {
+		int m = ms_rec_mode_parse(c->argv[1]);
+		if (m < 0) {
+			ms_ctl_err(reply, size, MS_CTL_BAD_VALUE, "no data mode '%s' (%s)", c->argv[1],
+			           MS_REC_MODE_WORDS);
+			return;
+		}
+		rc = ms_recorder_set_mode(sh->rec, (enum ms_rec_mode)m, &e);
+	} else if (word_is(c, 0, "rotate") && c->argc == 2) {
+		long v;
+		if (ms_parse_long(c->argv[1], &v) < 0 || v < 0 || v > MS_REC_ROTATION_MAX) {
+			ms_ctl_err(reply, size, MS_CTL_BAD_VALUE, "rotation '%s' is not 0..%d minutes",
+			           c->argv[1], MS_REC_ROTATION_MAX);
+			return;
+		}
+		rc = ms_recorder_set_rotation(sh->rec, (unsigned)v, &e);
+	} else if (word_is(c, 0, "new-file") && c->argc == 1) {
+		rc = ms_recorder_new_file(sh->rec, &e);
+	} else {
+		ms_ctl_err(reply, size, MS_CTL_USAGE,
+		           "saving takes on, off, folder DIR, mode MODE, rotate MIN or new-file");
+		return;
+	}
+	if (rc < 0) {
+		ms_ctl_err(reply, size, MS_CTL_FAILED, "%s", e.msg);
+		return;
+	}
+	struct ms_recorder_status rs;
+	ms_recorder_status(sh->rec, &rs);
+	ms_ctl_ok(reply, size, "saving=%s mode=%s folder=%s rotate=%u", rs.saving ? "on" : "off",
+	          ms_rec_mode_word(rs.mode), rs.folder ? rs.folder : "-", rs.rotation_min);
+	ms_ctl_server_event(sh->srv, NULL, "saving state=%s mode=%s", rs.saving ? "on" : "off",
+	                    ms_rec_mode_word(rs.mode));
+}
+
+/* zlut load PATH | zlut unload; called without sh->mu held. */
+static void cmd_zlut(struct shared *sh, const struct ms_ctl_cmd *c, char *reply, size_t size)
+{
+	ms_err e;
+	struct ms_zlut *lut = NULL;
+	struct ms_tracker *t;
+	if (word_is(c, 0, "load") && c->argc == 2)
+		t = load_tracker(c->argv[1], &sh->params, &lut, &e);
+	else if (word_is(c, 0, "unload") && c->argc == 1)
+		t = ms_tracker_new(&sh->params, NULL, &e);
+	else {
+		ms_ctl_err(reply, size, MS_CTL_USAGE, "zlut takes load PATH or unload");
+		return;
+	}
+	if (!t) {
+		ms_ctl_err(reply, size, MS_CTL_FAILED, "%s", e.msg);
+		return;
+	}
+	/* Loaded without the lock: reading a table must not hold up tracking. */
+	pthread_mutex_lock(&sh->mu);
+	/* A request not yet taken over is replaced. */
+	ms_tracker_free(sh->new_tracker);
+	free_lut(sh->new_lut);
+	sh->new_tracker = t;
+	sh->new_lut = lut;
+	sh->lut_dirty = true;
+	snprintf(sh->lut_path, sizeof sh->lut_path, "%s", lut ? c->argv[1] : "");
+	pthread_mutex_unlock(&sh->mu);
+	if (lut)
+		ms_ctl_ok(reply, size, "planes=%zu beads=%zu", lut->nplanes, lut->nbeads);
+	else
+		ms_ctl_ok(reply, size, "z off");
+}
+
+static void on_command(void *ctx, struct ms_ctl_server *srv, struct ms_ctl_req *q)
+{
+	struct shared *sh = ctx;
+	const struct ms_ctl_cmd *c = q->cmd;
+	(void)srv;
+	if (strcmp(c->verb, "zlut") == 0) {
+		cmd_zlut(sh, c, q->reply, sizeof q->reply);
+		return;
+	}
+	pthread_mutex_lock(&sh->mu);
+	if (strcmp(c->verb, "status") == 0) {
+		double now = ms_ctl_now(), fps = ms_ctl_rate_get(&sh->rate, now);
+		struct ms_recorder_status rs = { 0 };
+		if (sh->rec)
+			ms_recorder_status(sh->rec, &rs);
+		ms_ctl_ok(q->reply, sizeof q->reply,
+		          "state=running frames=%llu fps=%.1f rois=%zu rois-per-s=%.0f invalid=%llu "
+		          "acquisition=%s skipped=%llu saving=%s mode=%s zlut=%s",
+		          (unsigned long long)sh->frames, fps, sh->rois.n, fps * (double)sh->rois.n,
+		          (unsigned long long)sh->invalid, sh->acquiring ? "on" : "off",
+		          (unsigned long long)sh->skipped, rs.saving ? "on" : "off",
+		          ms_rec_mode_word(rs.mode), sh->lut_path[0] ? sh->lut_path : "-");
+	} else if (strcmp(c->verb, "roi") == 0) {
+		cmd_roi(sh, c, q->reply, sizeof q->reply);
+	} else if (strcmp(c->verb, "acquisition") == 0) {
+		if (c->argc == 1 && (word_is(c, 0, "on") || word_is(c, 0, "off"))) {
+			sh->acquiring = word_is(c, 0, "on");
+			ms_ctl_ok(q->reply, sizeof q->reply, "acquisition=%s", c->argv[0]);
+			ms_ctl_server_event(sh->srv, NULL, "acquisition state=%s", c->argv[0]);
+		} else {
+			ms_ctl_err(q->reply, sizeof q->reply, MS_CTL_USAGE, "acquisition takes on or off");
+		}
+	} else if (strcmp(c->verb, "saving") == 0) {
+		cmd_saving(sh, c, q->reply, sizeof q->reply);
+	} else if (strcmp(c->verb, "help") == 0) {
+		ms_ctl_ok(q->reply, sizeof q->reply, "verbs: status, roi list|add|remove|move, "
+		          "acquisition on|off, saving on|off|folder|mode|rotate|new-file, "
+		          "zlut load|unload, subscribe, unsubscribe, help");
+	} else {
+		ms_ctl_err(q->reply, sizeof q->reply, MS_CTL_UNKNOWN_VERB, "no verb '%s' (try help)",
+		           c->verb);
+	}
+	pthread_mutex_unlock(&sh->mu);
+}
+
+/*
+ * The recorder: saving on from the start with --data-dir; with only
+ * --control, one that waits for "saving folder" and "saving on".
+ */
+static struct ms_recorder *start_recorder(const struct config *c, size_t nrois)
 {
 	struct ms_recorder_opts o;
 	ms_recorder_opts_default(&o);
 	o.folder = c->data_dir;
-	o.saving = true;
+	o.saving = c->data_dir != NULL;
 	o.include_roi_positions = c->roi_positions;
 	if (c->mode >= 0)
 		o.mode = (enum ms_rec_mode)c->mode;
 	if (c->rotate >= 0)
 		o.rotation_min = (unsigned)c->rotate;
-	if (ms_rec_mode_roi_video(o.mode) && rois->n > 65535)
-		ms_die("%zu ROIs: ROI video holds at most 65535", rois->n);
+	if (ms_rec_mode_roi_video(o.mode) && nrois > 65535)
+		ms_die("%zu ROIs: ROI video holds at most 65535", nrois);
 	ms_err e;
 	struct ms_recorder *r = ms_recorder_new(&o, &e);
 	if (!r)
@@ -284,6 +610,36 @@ static double seconds_since(const struct timespec *t0)
 	return (double)(t.tv_sec - t0->tv_sec) + 1e-9 * (double)(t.tv_nsec - t0->tv_nsec);
 }
 
+/* Turn one tracked batch into rows, and count what is invalid. */
+static size_t make_rows(struct state *st, const uint64_t *t_ns, uint64_t first_frame,
+                        double nm_per_px, size_t *offsets, uint64_t *invalid)
+{
+	size_t n = 0;
+	offsets[0] = 0;
+	for (size_t f = 0; f < st->nframes; f++) {
+		for (size_t r = 0; r < st->rois.n; r++, n++) {
+			const struct ms_xyz *p = &st->xyz[n];
+			const struct ms_roi *roi = &st->rois.roi[r];
+			st->rows[n] = (struct ms_track){
+				.frame = first_frame + f,
+				.t_ns = t_ns[f],
+				.bead = roi->id,
+				.x_nm = (p->x + roi->x0) * nm_per_px,
+				.y_nm = (p->y + roi->y0) * nm_per_px,
+				.z_nm = p->z,
+				.roi_x0 = roi->x0,
+				.roi_y0 = roi->y0,
+			};
+			if (isnan(p->x) || isnan(p->y) || (st->lut && isnan(p->z)))
+				(*invalid)++;
+			if (!isnan(p->z))
+				st->z_prev[r] = p->z;
+		}
+		offsets[f + 1] = n;
+	}
+	return n;
+}
+
 int main(int argc, char **argv)
 {
 	struct config c;
@@ -299,27 +655,25 @@ int main(int argc, char **argv)
 	struct ms_framesrc *src = ms_framesrc_open(c.inputs, c.ninputs, &e);
 	if (!src)
 		ms_die("%s", e.msg);
-	struct ms_frame_info info = *ms_framesrc_info(src);
-	struct ms_roilist rois;
-	if (ms_rois_load(c.rois_path, &rois, &e) < 0)
+	struct state st = { .info = *ms_framesrc_info(src) };
+	st.frame_bytes = ms_frame_bytes(&st.info);
+	if (ms_rois_load(c.rois_path, &st.rois, &e) < 0)
 		ms_die("%s", e.msg);
-	struct ms_zlut lut, *lutp = NULL;
 	if (c.zlut_path) {
-		if (ms_zlut_load(c.zlut_path, &lut, &e) < 0)
+		st.lut = ms_xcalloc(1, sizeof *st.lut);
+		if (ms_zlut_load(c.zlut_path, st.lut, &e) < 0)
 			ms_die("%s", e.msg);
-		lutp = &lut;
-		adopt_lut_settings(&c, &lut);
+		adopt_lut_settings(&c, st.lut);
 	}
-	struct ms_tracker *tracker = ms_tracker_new(&c.params, lutp, &e);
-	if (!tracker)
+	st.params = c.params;
+	st.tracker = ms_tracker_new(&st.params, st.lut, &e);
+	if (!st.tracker)
 		ms_die("%s%s%s", c.zlut_path ? c.zlut_path : "", c.zlut_path ? ": " : "", e.msg);
-	long *lut_bead = map_lut_beads(lutp, &rois, c.zlut_path);
-
-	if (ms_rois_check(&rois, c.params.roi_size, info.width, info.height, &e) < 0)
+	if (ms_rois_check(&st.rois, st.params.roi_size, st.info.width, st.info.height, &e) < 0)
 		ms_die("%s: %s", c.rois_path, e.msg);
 	double nm_per_px = c.nm_per_px;
 	if (nm_per_px <= 0)
-		nm_per_px = info.nm_per_px;
+		nm_per_px = st.info.nm_per_px;
 	if (nm_per_px <= 0) {
 		nm_per_px = 1;
 		if (c.verbose >= 0)
@@ -330,30 +684,32 @@ int main(int argc, char **argv)
 	struct ms_pool *pool = ms_pool_new((int)c.jobs, &e);
 	if (!pool)
 		ms_die("%s", e.msg);
-	int nthreads = ms_pool_threads(pool);
-	struct batch b = {
-		.tracker = tracker,
-		.rois = &rois,
-		.lut_bead = lut_bead,
-		.info = info,
-		.frame_bytes = ms_frame_bytes(&info),
-	};
-	b.ws = ms_xcalloc((size_t)nthreads, sizeof *b.ws);
-	for (int i = 0; i < nthreads; i++)
-		if (!(b.ws[i] = ms_track_ws_new(tracker, &e)))
-			ms_die("%s", e.msg);
+	st.nthreads = ms_pool_threads(pool);
+	st.ws = ms_xcalloc((size_t)st.nthreads, sizeof *st.ws);
+	make_workspaces(&st);
 	/* Three batches in flight: keep each under 32 MiB whatever the frame size. */
-	size_t maxf = ms_prefetch_batch_frames((size_t)c.batch, b.frame_bytes, 32u << 20);
-	b.xyz = ms_xcalloc(maxf * rois.n, sizeof *b.xyz);
-	b.z_prev = ms_xcalloc(rois.n, sizeof *b.z_prev);
-	for (size_t i = 0; i < rois.n; i++)
-		b.z_prev[i] = NAN;
-	struct ms_track *rows = ms_xcalloc(maxf * rois.n, sizeof *rows);
-	size_t *offsets = ms_xcalloc(maxf + 1, sizeof *offsets);
-	struct ms_recorder *rec = c.data_dir ? start_recorder(&c, &rois) : NULL;
-	struct ms_frame *frames = rec ? ms_xcalloc(maxf, sizeof *frames) : NULL;
-	struct ms_frame_info vinfo = info;	/* the video's scale: what we were told, not a guess */
-	vinfo.nm_per_px = c.nm_per_px > 0 ? c.nm_per_px : info.nm_per_px;
+	st.maxf = ms_prefetch_batch_frames((size_t)c.batch, st.frame_bytes, 32u << 20);
+	resize_per_roi(&st, NULL, NULL);
+	if (map_lut_beads(st.lut, &st.rois, st.lut_bead))
+		ms_die("%s: has tables for %zu beads but not for every bead of %s", c.zlut_path,
+		       st.lut->nbeads, c.rois_path);
+	size_t *offsets = ms_xcalloc(st.maxf + 1, sizeof *offsets);
+
+	struct shared sh = {
+		.mu = PTHREAD_MUTEX_INITIALIZER,
+		.acquiring = true,
+		.info = st.info,
+		.params = st.params,
+	};
+	if (c.data_dir || c.control)
+		sh.rec = start_recorder(&c, st.rois.n);
+	struct ms_frame *frames = sh.rec ? ms_xcalloc(st.maxf, sizeof *frames) : NULL;
+	struct ms_frame_info vinfo = st.info;	/* the video's scale: what we were told, not a guess */
+	vinfo.nm_per_px = c.nm_per_px > 0 ? c.nm_per_px : st.info.nm_per_px;
+	snprintf(sh.lut_path, sizeof sh.lut_path, "%s", c.zlut_path ? c.zlut_path : "");
+	sh.rois.n = st.rois.n;
+	sh.rois.roi = ms_xcalloc(st.rois.n ? st.rois.n : 1, sizeof *sh.rois.roi);
+	memcpy(sh.rois.roi, st.rois.roi, st.rois.n * sizeof *st.rois.roi);
 
 	struct ms_h5tracks *h5 = NULL;
 	if (c.out_path) {
@@ -369,12 +725,10 @@ int main(int argc, char **argv)
 	sigaction(SIGINT, &sa, NULL);
 	sigaction(SIGTERM, &sa, NULL);
 
-	struct live live = { .mu = PTHREAD_MUTEX_INITIALIZER, .nrois = rois.n };
-	struct ms_ctl_server *srv = NULL;
 	if (c.control) {
 		const char *name = getenv("MS_STAGE");
-		srv = ms_ctl_server_open(c.control, name && *name ? name : "track", 0, &e);
-		if (!srv || ms_ctl_server_start(srv, on_command, &live, &e) < 0)
+		sh.srv = ms_ctl_server_open(c.control, name && *name ? name : "track", 0, &e);
+		if (!sh.srv || ms_ctl_server_start(sh.srv, on_command, &sh, &e) < 0)
 			ms_die("%s", e.msg);
 	}
 
@@ -383,67 +737,55 @@ int main(int argc, char **argv)
 	int64_t total = ms_framesrc_total(src);
 	uint64_t frame_index = 0, invalid = 0;
 	double last_progress = 0;
-	struct ms_prefetch *pf = ms_prefetch_start(src, maxf, 3, &stop_signal, &e);
+	struct ms_prefetch *pf = ms_prefetch_start(src, st.maxf, 3, &stop_signal, &e);
 	if (!pf)
 		ms_die("%s", e.msg);
 	struct ms_frame_batch *fb;
 	int rc = 0;
 	while (!stop_signal && (rc = ms_prefetch_next(pf, &fb, &e)) > 0) {
-		b.nframes = fb->nframes;
-		b.frames = fb->pixels;
-		b.t_ns = fb->t_ns;
-		ms_pool_run(pool, b.nframes * rois.n, track_one, &b);
-
-		size_t n = 0;
-		offsets[0] = 0;
-		for (size_t f = 0; f < b.nframes; f++) {
-			for (size_t r = 0; r < rois.n; r++, n++) {
-				const struct ms_xyz *p = &b.xyz[n];
-				const struct ms_roi *roi = &rois.roi[r];
-				rows[n] = (struct ms_track){
-					.frame = frame_index + f,
-					.t_ns = b.t_ns[f],
-					.bead = roi->id,
-					.x_nm = (p->x + roi->x0) * nm_per_px,
-					.y_nm = (p->y + roi->y0) * nm_per_px,
-					.z_nm = p->z,
-					.roi_x0 = roi->x0,
-					.roi_y0 = roi->y0,
-				};
-				if (isnan(p->x) || isnan(p->y) || (lutp && isnan(p->z)))
-					invalid++;
-				if (!isnan(p->z))
-					b.z_prev[r] = p->z;
-			}
-			offsets[f + 1] = n;
+		if (sh.srv)
+			apply_requests(&st, &sh);
+		pthread_mutex_lock(&sh.mu);
+		bool acquiring = sh.acquiring;
+		if (!acquiring)
+			sh.skipped += fb->nframes;
+		pthread_mutex_unlock(&sh.mu);
+		if (!acquiring) {
+			ms_prefetch_release(pf, fb);
+			continue;
 		}
-		frame_index += b.nframes;
-		if (srv) {
-			pthread_mutex_lock(&live.mu);
-			live.frames = frame_index;
-			live.invalid = invalid;
-			ms_ctl_rate_add(&live.rate, b.nframes, ms_ctl_now());
-			pthread_mutex_unlock(&live.mu);
-		}
-		if (c.tsv && ms_tracks_tsv_write(stdout, rows, n) < 0)
+		st.nframes = fb->nframes;
+		st.frames = fb->pixels;
+		if (st.rois.n)
+			ms_pool_run(pool, st.nframes * st.rois.n, track_one, &st);
+		size_t n = make_rows(&st, fb->t_ns, frame_index, nm_per_px, offsets, &invalid);
+		frame_index += st.nframes;
+		/* Live rows go on at once: a consumer downstream must not wait for a full buffer. */
+		if (c.tsv && (ms_tracks_tsv_write(stdout, st.rows, n) < 0 ||
+		              (total < 0 && fflush(stdout) != 0)))
 			ms_die("error writing standard output:");
-		struct ms_track_batch tb = { b.nframes, b.t_ns, offsets, rows };
+		struct ms_track_batch tb = { st.nframes, fb->t_ns, offsets, st.rows };
 		if (h5 && ms_h5tracks_append(h5, &tb, &e) < 0)
 			ms_die("%s", e.msg);
-		if (rec) {
-			for (size_t f = 0; f < b.nframes; f++)
-				frames[f] = (struct ms_frame){ .t_ns = b.t_ns[f], .info = vinfo,
-				                               .pixels = b.frames + f * b.frame_bytes };
-			struct ms_rec_batch rb = { b.nframes, frames, rois.roi, rois.n,
-			                           (uint32_t)c.params.roi_size, &tb };
+		pthread_mutex_lock(&sh.mu);
+		sh.frames = frame_index;
+		sh.invalid = invalid;
+		ms_ctl_rate_add(&sh.rate, st.nframes, ms_ctl_now());
+		if (sh.rec) {
+			for (size_t f = 0; f < st.nframes; f++)
+				frames[f] = (struct ms_frame){ .t_ns = fb->t_ns[f], .info = vinfo,
+				                               .pixels = st.frames + f * st.frame_bytes };
+			struct ms_rec_batch rb = { st.nframes, frames, st.rois.roi, st.rois.n,
+			                           (uint32_t)st.params.roi_size, &tb };
 			/* The recorder carries on in new files after a failure. */
-			if (ms_recorder_put(rec, &rb, &e) < 0)
+			if (ms_recorder_put(sh.rec, &rb, &e) < 0)
 				ms_warn("%s", e.msg);
 		}
+		pthread_mutex_unlock(&sh.mu);
 		ms_prefetch_release(pf, fb);
 		double el = seconds_since(&t0);
 		if (el - last_progress > 0.25) {
-			progress(&c, (int64_t)frame_index, total, el, rois.n);
+			progress(&c, (int64_t)frame_index, total, el, st.rois.n);
 			last_progress = el;
 		}
 	}
@@ -451,39 +793,41 @@ int main(int argc, char **argv)
 		rc = 0;
 	ms_prefetch_stop(pf);
 	double elapsed = seconds_since(&t0);
-	ms_ctl_server_close(srv);
+	ms_ctl_server_close(sh.srv);
 	if (total > 0 && c.verbose >= 0 && isatty(STDERR_FILENO))
 		fputc('\n', stderr);
 	if (h5 && ms_h5tracks_close(h5, &e) < 0)
 		ms_die("%s", e.msg);
-	if (rec)
-		stop_recorder(&c, rec);
+	if (sh.rec)
+		stop_recorder(&c, sh.rec);
 	free(frames);
 	if (rc < 0)
 		ms_die("%s (tracks up to frame %llu were written)", e.msg,
 		       (unsigned long long)frame_index);
 	if (c.verbose >= 0) {
-		uint64_t nroi = frame_index * rois.n;
+		uint64_t nroi = frame_index * st.rois.n;
 		fprintf(stderr, "%s: %llu frames, %llu ROIs in %.2f s (%.0f ROIs/s, %d thread%s), "
 		        "%llu invalid (NaN)%s\n", ms_progname(), (unsigned long long)frame_index,
 		        (unsigned long long)nroi, elapsed, elapsed > 0 ? (double)nroi / elapsed : 0.0,
-		        nthreads, nthreads == 1 ? "" : "s", (unsigned long long)invalid,
+		        st.nthreads, st.nthreads == 1 ? "" : "s", (unsigned long long)invalid,
 		        stop_signal ? " (stopped by a signal)" : "");
 	}
 
-	for (int i = 0; i < nthreads; i++)
-		ms_track_ws_free(b.ws[i]);
-	free(b.ws);
-	free(b.xyz);
-	free(b.z_prev);
-	free(rows);
+	for (int i = 0; i < st.nthreads; i++)
+		ms_track_ws_free(st.ws[i]);
+	free(st.ws);
+	free(st.xyz);
+	free(st.rows);
+	free(st.z_prev);
+	free(st.lut_bead);
 	free(offsets);
-	free(lut_bead);
 	ms_pool_free(pool);
-	ms_tracker_free(tracker);
-	if (lutp)
-		ms_zlut_free(lutp);
-	ms_rois_free(&rois);
+	ms_tracker_free(st.tracker);
+	free_lut(st.lut);
+	ms_tracker_free(sh.new_tracker);
+	free_lut(sh.new_lut);
+	ms_rois_free(&st.rois);
+	ms_rois_free(&sh.rois);
 	ms_framesrc_close(src);
 	ms_close_stdout();
 	if (stop_signal)
