@@ -4,8 +4,13 @@
  * radial profile and, with a Z-LUT, z; writes one row per bead per frame
  * as TSV on stdout and/or into a MagScope-schema HDF5 tracks file. ROIs
  * (not frames) are spread over worker threads, a batch of frames at a time.
- * With --control, a thread answers status queries while it runs.
+ * With --control, a thread answers status queries while it runs. On a
+ * shared-memory stream, frames the camera's ring overwrote before they
+ * were read are counted and reported (a warning at most once a second,
+ * an event, the status and the summary); --latency-log records, per
+ * frame, when its rows were written, for the live benchmark.
  */
+#include <inttypes.h>
 #include <math.h>
 #include <pthread.h>
 #include <signal.h>
@@ -29,7 +34,7 @@
 
 enum {
 	OPT_ROIS = 'r', OPT_ZLUT = 'z', OPT_OUT = 'o', OPT_JOBS = 'j', OPT_FORCE = 'f',
-	OPT_NM_PER_PX = MS_KEY_LONG, OPT_TSV, OPT_BATCH, OPT_NO_ROI_POS, OPT_CONTROL,
+	OPT_NM_PER_PX = MS_KEY_LONG, OPT_TSV, OPT_BATCH, OPT_NO_ROI_POS, OPT_CONTROL, OPT_LATENCY_LOG,
 };
 
 static const struct ms_opt options[] = {
@@ -43,6 +48,7 @@ static const struct ms_opt options[] = {
 	{ "batch", OPT_BATCH, "N", "frames per batch, and per HDF5 append (32)", NULL },
 	{ "no-roi-positions", OPT_NO_ROI_POS, NULL, "leave roi_positions_px out of the HDF5 file", NULL },
 	{ "control", OPT_CONTROL, "PATH", "answer status queries at this socket (or FIFO)", "file" },
+	{ "latency-log", OPT_LATENCY_LOG, "FILE", "write each frame's t_ns and when its rows were written", "file" },
 	MS_TRACK_OPTS,
 	MS_OPT_VERBOSE, MS_OPT_QUIET, MS_OPT_HELP, MS_OPT_VERSION, MS_OPTS_END,
 };
@@ -60,7 +66,7 @@ static const struct ms_cmd cmd = {
 };
 
 struct config {
-	const char *rois_path, *zlut_path, *out_path, *control;
+	const char *rois_path, *zlut_path, *out_path, *control, *latency_log;
 	bool force, tsv, roi_positions;
 	bool weighting_given, oversample_given, roi_size_given;
 	double nm_per_px;	/* 0: from the input */
@@ -89,10 +95,75 @@ struct batch {
 /* What the control thread reports; the main loop updates it per batch. */
 struct live {
 	pthread_mutex_t mu;
-	uint64_t frames, invalid;
+	uint64_t frames, invalid, dropped;
 	size_t nrois;
 	struct ms_ctl_rate rate;
 };
+
+/*
+ * Frames the ring overwrote before the reader got to them, gathered by
+ * the reader thread's callback and reported by the main loop.
+ */
+struct drops {
+	pthread_mutex_t mu;
+	uint64_t n;			/* since the last report */
+	uint64_t first_seq, last_seq, first_t, last_t;
+	bool known;			/* seq and t of the first and last are known */
+	double last_report;
+};
+
+static void on_drop(void *ctx, const struct ms_drop *d)
+{
+	struct drops *dr = ctx;
+	pthread_mutex_lock(&dr->mu);
+	if (dr->n == 0) {
+		dr->known = d->known;
+		dr->first_seq = d->seq;
+		dr->first_t = d->t_ns;
+	}
+	dr->known = dr->known && d->known;
+	dr->last_seq = d->seq;
+	dr->last_t = d->t_ns;
+	dr->n++;
+	pthread_mutex_unlock(&dr->mu);
+}
+
+/*
+ * Say what was missed since the last report: at most once a second (or
+ * at the end), a warning and an event with the frames' sequence numbers
+ * and the times the camera took them.
+ */
+static void report_drops(struct drops *dr, struct ms_ctl_server *srv, uint64_t total, bool quiet,
+                         bool final)
+{
+	double now = ms_ctl_now();
+	pthread_mutex_lock(&dr->mu);
+	if (dr->n == 0 || (!final && now - dr->last_report < 1.0)) {
+		pthread_mutex_unlock(&dr->mu);
+		return;
+	}
+	struct drops d = *dr;
+	dr->n = 0;
+	dr->last_report = now;
+	pthread_mutex_unlock(&dr->mu);
+	if (d.known) {
+		if (!quiet)
+			ms_warn("missed %" PRIu64 " frames (seq %" PRIu64 "..%" PRIu64 ", taken %.3f..%.3f s "
+			        "after the epoch; %" PRIu64 " in all): the camera's ring overwrote them "
+			        "before they were read", d.n, d.first_seq, d.last_seq, (double)d.first_t / 1e9,
+			        (double)d.last_t / 1e9, total);
+		if (srv)
+			ms_ctl_server_event(srv, NULL, "dropped n=%" PRIu64 " first-seq=%" PRIu64 " last-seq=%"
+		                    PRIu64 " first-t-ns=%" PRIu64 " last-t-ns=%" PRIu64 " total=%" PRIu64,
+		                    d.n, d.first_seq, d.last_seq, d.first_t, d.last_t, total);
+	} else {
+		if (!quiet)
+			ms_warn("missed %" PRIu64 " frames (%" PRIu64 " in all): the camera's ring "
+			        "overwrote them before they were read", d.n, total);
+		if (srv)
+			ms_ctl_server_event(srv, NULL, "dropped n=%" PRIu64 " total=%" PRIu64, d.n, total);
+	}
+}
 
 static void on_command(void *ctx, struct ms_ctl_server *srv, struct ms_ctl_req *q)
 {
@@ -102,9 +173,10 @@ static void on_command(void *ctx, struct ms_ctl_server *srv, struct ms_ctl_req *
 		pthread_mutex_lock(&l->mu);
 		double now = ms_ctl_now(), fps = ms_ctl_rate_get(&l->rate, now);
 		ms_ctl_ok(q->reply, sizeof q->reply,
-		          "state=running frames=%llu fps=%.1f rois=%zu rois-per-s=%.0f invalid=%llu",
-		          (unsigned long long)l->frames, fps, l->nrois, fps * (double)l->nrois,
-		          (unsigned long long)l->invalid);
+		          "state=running frames=%llu fps=%.1f rois=%zu rois-per-s=%.0f invalid=%llu "
+		          "dropped=%llu", (unsigned long long)l->frames, fps, l->nrois,
+		          fps * (double)l->nrois, (unsigned long long)l->invalid,
+		          (unsigned long long)l->dropped);
 		pthread_mutex_unlock(&l->mu);
 	} else if (strcmp(q->cmd->verb, "help") == 0) {
 		ms_ctl_ok(q->reply, sizeof q->reply, "verbs: status, subscribe, unsubscribe, help");
@@ -149,6 +221,7 @@ static void parse_args(struct config *c, int argc, char **argv)
 		case OPT_BATCH: c->batch = ms_cli_long(&cli, arg, 1, 100000); break;
 		case OPT_NO_ROI_POS: c->roi_positions = false; break;
 		case OPT_CONTROL: c->control = arg; break;
+		case OPT_LATENCY_LOG: c->latency_log = arg; break;
 		case 'v': c->verbose = 1; break;
 		case 'q': c->verbose = -1; break;
 		}
@@ -324,10 +397,23 @@ int main(int argc, char **argv)
 			ms_die("%s", e.msg);
 	}
 
+	FILE *latency = NULL;
+	if (c.latency_log) {
+		latency = fopen(c.latency_log, "w");
+		if (!latency)
+			ms_die("cannot create '%s':", c.latency_log);
+		fprintf(latency, "# seq\tt_ns\twritten_ns\tbatch\n");
+	}
+	struct drops drops = { .mu = PTHREAD_MUTEX_INITIALIZER };
+	ms_framesrc_on_drop(src, on_drop, &drops);
+	bool shm = strcmp(ms_framesrc_transport(src), "shm") == 0;
+	/* A live stream's rows go out per batch, for whoever acts on them. */
+	bool live_input = ms_framesrc_total(src) < 0;
+
 	struct timespec t0;
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	int64_t total = ms_framesrc_total(src);
-	uint64_t frame_index = 0, invalid = 0;
+	uint64_t frame_index = 0, invalid = 0, dropped = 0;
 	double last_progress = 0;
 	struct ms_prefetch *pf = ms_prefetch_start(src, maxf, 3, &stop_signal, &e);
 	if (!pf)
@@ -364,20 +450,32 @@ int main(int argc, char **argv)
 			offsets[f + 1] = n;
 		}
 		frame_index += b.nframes;
+		dropped = fb->dropped;
 		if (srv) {
 			pthread_mutex_lock(&live.mu);
 			live.frames = frame_index;
 			live.invalid = invalid;
+			live.dropped = dropped;
 			ms_ctl_rate_add(&live.rate, b.nframes, ms_ctl_now());
 			pthread_mutex_unlock(&live.mu);
 		}
-		if (c.tsv && ms_tracks_tsv_write(stdout, rows, n) < 0)
+		if (c.tsv && (ms_tracks_tsv_write(stdout, rows, n) < 0 ||
+		              (live_input && fflush(stdout) != 0)))
 			ms_die("error writing standard output:");
 		if (h5) {
 			struct ms_track_batch tb = { b.nframes, b.t_ns, offsets, rows };
 			if (ms_h5tracks_append(h5, &tb, &e) < 0)
 				ms_die("%s", e.msg);
 		}
+		if (latency) {
+			/* The rows are in the file (flushed) or on standard output now. */
+			uint64_t now = ms_now_ns();
+			for (size_t f = 0; f < b.nframes; f++)
+				fprintf(latency, "%" PRIu64 "\t%" PRIu64 "\t%" PRIu64 "\t%zu\n", fb->seq[f],
+				        b.t_ns[f], now, b.nframes);
+		}
+		if (shm)
+			report_drops(&drops, srv, dropped, c.verbose < 0, false);
 		ms_prefetch_release(pf, fb);
 		double el = seconds_since(&t0);
 		if (el - last_progress > 0.25) {
@@ -388,6 +486,13 @@ int main(int argc, char **argv)
 	if (stop_signal)
 		rc = 0;
 	ms_prefetch_stop(pf);
+	/* The reader thread is gone: the source's count is final and ours to read. */
+	if (shm) {
+		dropped = ms_framesrc_dropped(src);
+		report_drops(&drops, srv, dropped, c.verbose < 0, true);
+	}
+	if (latency && (ferror(latency) | (fclose(latency) != 0)))
+		ms_die("error writing '%s':", c.latency_log);
 	double elapsed = seconds_since(&t0);
 	ms_ctl_server_close(srv);
 	if (total > 0 && c.verbose >= 0 && isatty(STDERR_FILENO))
@@ -399,10 +504,14 @@ int main(int argc, char **argv)
 		       (unsigned long long)frame_index);
 	if (c.verbose >= 0) {
 		uint64_t nroi = frame_index * rois.n;
+		char missed[96] = "";
+		if (shm)
+			snprintf(missed, sizeof missed, ", %llu dropped (overwritten in the ring)",
+			         (unsigned long long)dropped);
 		fprintf(stderr, "%s: %llu frames, %llu ROIs in %.2f s (%.0f ROIs/s, %d thread%s), "
-		        "%llu invalid (NaN)%s\n", ms_progname(), (unsigned long long)frame_index,
+		        "%llu invalid (NaN)%s%s\n", ms_progname(), (unsigned long long)frame_index,
 		        (unsigned long long)nroi, elapsed, elapsed > 0 ? (double)nroi / elapsed : 0.0,
-		        nthreads, nthreads == 1 ? "" : "s", (unsigned long long)invalid,
+		        nthreads, nthreads == 1 ? "" : "s", (unsigned long long)invalid, missed,
 		        stop_signal ? " (stopped by a signal)" : "");
 	}
 
