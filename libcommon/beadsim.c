@@ -588,13 +588,20 @@ int ms_beadsim_add(const struct ms_beadsim *s, float *img, int width, int height
 		if (xb > x1) xb = x1;
 		size_t ja = (size_t)(xa - x0) * (size_t)ns, jb = (size_t)(xb - x0 + 1) * (size_t)ns;
 		size_t np = (size_t)(xb - xa + 1);
+		float *row = img + (size_t)y * (size_t)width + xa;
+		if (ns == 1) {
+			/* One sample per pixel (--fast-render): straight into the image. */
+			double d = ((double)y - cy) * inv;
+			radii(rr + ja, dx2 + ja, np, (float)(d * d), rmax);
+			lerp_add(row, rr + ja, np, prof, 1.0f);
+			continue;
+		}
 		memset(val + ja, 0, (jb - ja) * sizeof *val);
 		for (int a = 0; a < ns; a++) {
 			double d = ((double)y + s->soff[a] - cy) * inv;
 			radii(rr + ja, dx2 + ja, jb - ja, (float)(d * d), rmax);
 			lerp_add(val + ja, rr + ja, jb - ja, prof, (float)s->sw[a]);
 		}
-		float *row = img + (size_t)y * (size_t)width + xa;
 		for (size_t x = 0; x < np; x++) {
 			const float *v = val + ja + x * (size_t)ns;
 			float sum = 0;
@@ -654,12 +661,15 @@ static void camera_row_approx(const float *restrict in, size_t n, float inv_ph, 
 #ifdef __SSE2__
 	const __m128 zero = _mm_setzero_ps(), one = _mm_set1_ps(1), vfull = _mm_set1_ps(full);
 	const __m128 vinv = _mm_set1_ps(inv_ph), vrn2 = _mm_set1_ps(rn2), half = _mm_set1_ps(0.5f);
+	const __m128 tiny = _mm_set1_ps(1e-30f);
 	for (; i + 8 <= n; i += 8) {
 		__m128i q[2];
 		for (int h = 0; h < 2; h++) {
 			__m128 v = _mm_min_ps(_mm_max_ps(_mm_loadu_ps(in + i + 4 * h), zero), one);
 			if (noise) {
-				__m128 sd = _mm_sqrt_ps(_mm_add_ps(_mm_mul_ps(v, vinv), vrn2));
+				/* The noise's amplitude needs no more than rsqrt's 12 bits. */
+				__m128 var = _mm_max_ps(_mm_add_ps(_mm_mul_ps(v, vinv), vrn2), tiny);
+				__m128 sd = _mm_mul_ps(var, _mm_rsqrt_ps(var));
 				v = _mm_add_ps(v, _mm_mul_ps(sd, _mm_loadu_ps(g + i + 4 * h)));
 				v = _mm_min_ps(_mm_max_ps(v, zero), one);
 			}
