@@ -4,8 +4,10 @@
 #   make            build libcommon/libms.a and every program into ./bin/
 #   make check      install what is missing, build, run every test (prove)
 #   make check SAN=1  the same under AddressSanitizer + UBSan (own build dir)
-#   make demo       install what is missing, build, run the offline demo
+#   make demo       install what is missing, build, run the demo (offline, then live)
 #   make bench      tracking throughput table (ROIs/s, frames/s)
+#   make bench-live the live rig at 500 frames/s for BENCH_SECONDS (60), then
+#                   the rate stepped up until frames drop (bench-live.tsv)
 #   make install PREFIX=/usr/local
 
 VERSION  := 0.1.0
@@ -127,6 +129,13 @@ demo:
 bench: all $(BENCH)
 	$(BENCH) --tsv bench.tsv
 
+# A benchmark, not a test: minutes long, and its numbers depend on the machine.
+BENCH_SECONDS ?= 60
+BENCH_STEP_SECONDS ?= 10
+bench-live: all
+	BENCH_SECONDS=$(BENCH_SECONDS) BENCH_STEP_SECONDS=$(BENCH_STEP_SECONDS) \
+	MS_BIN=$(CURDIR)/$(BINDIR) tools/bench-live --tsv bench-live.tsv
+
 install: all $(MANPAGES)
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/man/man1 \
 	  $(DESTDIR)$(PREFIX)/share/man/man5 $(DESTDIR)$(PREFIX)/share/man/man7 \
@@ -138,7 +147,7 @@ install: all $(MANPAGES)
 	install -m 644 completions/zsh/* $(DESTDIR)$(PREFIX)/share/zsh/vendor-completions/
 
 clean:
-	rm -rf build build-san bin libcommon/libms.a bench.tsv demo
+	rm -rf build build-san bin libcommon/libms.a bench.tsv bench-live.tsv demo
 
 # Objects are intermediate files of pattern chains; keep them between runs.
 .SECONDARY:

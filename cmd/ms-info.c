@@ -6,6 +6,7 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <math.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -86,9 +87,17 @@ static int info_stream(int fd, const char *name)
 		n++;
 	}
 	printf("frames\t%" PRIu64 "\n", n);
+	bool shm = strcmp(ms_freader_transport(r), "shm") == 0;
+	printf("transport\t%s\n", ms_freader_transport(r));
+	/* Frames the ring overwrote before this reader got to them: seq gaps that are ours. */
+	uint64_t dropped = ms_freader_dropped(r);
+	if (shm)
+		printf("dropped\t%" PRIu64 "\n", dropped);
 	if (n) {
 		printf("seq\t%" PRIu64 "..%" PRIu64 "%s\n", first_seq, last_seq,
-		       last_seq - first_seq + 1 == n ? "" : " (gaps: frames were dropped upstream)");
+		       last_seq - first_seq + 1 == n ? "" :
+		       last_seq - first_seq + 1 == n + dropped ? " (gaps: frames this reader missed)" :
+		       " (gaps: frames were dropped upstream)");
 		print_time("first_frame", first);
 		print_time("last_frame", last);
 		if (n > 1 && last > first)

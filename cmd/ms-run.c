@@ -97,7 +97,7 @@ static const struct ms_cmd cmd = {
 
 static const char demo_pipeline[] =
 	"# the demo rig: a simulated camera feeding the tracker\n"
-	"stage camera ms-simulate --fps 100 --rois-out {data}/{time}-rois.tsv\n"
+	"stage camera ms-simulate --fps 100 --shm --rois-out {data}/{time}-rois.tsv\n"
 	"stage track ms-track --rois {data}/{time}-rois.tsv -o {data}/{time}-tracks-{n}.h5\n"
 	"pipe camera -> track\n"
 	"restart camera 3\n"
@@ -188,6 +188,7 @@ struct stage {
 	bool have_hdr, inline_tr, ended;
 	unsigned char end_rec[RECORD_HDR];
 	uint64_t frames_sent;
+	uint64_t shm_next;	/* shm transport: ring position after the last descriptor */
 	struct ms_ctl_rate rate_sent;
 	/* As a consumer: */
 	int dst_fd;
@@ -956,8 +957,13 @@ static void dst_finish(struct stage *c)
 		uint32_t kind = MS_REC_END;
 		memcpy(rec + 4, &kind, 4);
 	}
+	/*
+	 * Inline end records count the frames this consumer was given; a
+	 * shared-memory stream's count ring positions, which its reader
+	 * checks against the descriptors' own.
+	 */
 	if (p->inline_tr || !p->ended) {
-		uint64_t count = c->dst_run_frames;
+		uint64_t count = p->inline_tr ? c->dst_run_frames : p->shm_next;
 		memcpy(rec + 8, &count, 8);
 	}
 	dst_put(c, rec, sizeof rec, false);
@@ -1011,6 +1017,7 @@ static void src_header(struct rig *r, struct stage *p, const char *h, size_t n)
 	p->have_hdr = true;
 	p->ended = false;
 	p->inline_tr = memmem(h, n, "\nTRANSPORT inline\n", 18) != NULL;
+	p->shm_next = 0;
 	for (int i = 0; i < p->nconsumers; i++) {
 		struct stage *c = p->consumers[i];
 		if (c->dst_fd >= 0 && !c->dst_hdr) {
@@ -1031,6 +1038,12 @@ static void src_record(struct stage *p, const unsigned char *rec, size_t n)
 		return;
 	}
 	if (kind == MS_REC_FRAME) {
+		uint64_t pos;
+		if (!p->inline_tr && n >= RECORD_HDR + 8) {
+			memcpy(&pos, rec + RECORD_HDR, 8);
+			if (pos + 1 > p->shm_next)
+				p->shm_next = pos + 1;
+		}
 		p->frames_sent++;
 		ms_ctl_rate_add(&p->rate_sent, 1, now_s());
 	}
@@ -1453,6 +1466,16 @@ static void stage_exited(struct rig *r, struct stage *st, int status)
 	st->ended_at = now_s();
 	ctl_down(r, st, "exited");
 	unlink(st->sock);
+	/*
+	 * The frame ring a producer names PREFIX-STAGE-PID (see --shm in
+	 * ms-simulate(1)); one that crashed left it behind, and a restart
+	 * makes another: free it now rather than when the rig ends. Readers
+	 * that have it mapped keep what they have.
+	 */
+	char ring[PATH_MAX];
+	if ((size_t)snprintf(ring, sizeof ring, "/dev/shm/%s%s-%ld", r->shm_prefix, st->name, pid) <
+	    sizeof ring)
+		unlink(ring);
 	/* Its input is closed; what was queued for it is lost. */
 	dst_close(st);
 	bool clean = WIFEXITED(status) && WEXITSTATUS(status) == 0;

@@ -28,6 +28,7 @@
 #include "ctl.h"
 #include "err.h"
 #include "frame.h"
+#include "frameout.h"
 #include "fstream.h"
 #include "rois.h"
 #include "tiffio.h"
@@ -47,8 +48,10 @@ enum {
 	OPT_FIXED_Z, OPT_TETHERED_Z, OPT_TETHERED_Z_SIGMA, OPT_TETHERED_XY_SIGMA,
 	OPT_FOCUS, OPT_PHOTONS, OPT_READ_NOISE, OPT_FORMAT, OPT_FPS, OPT_FAST, OPT_START,
 	OPT_SEED, OPT_ROI_SIZE, OPT_MIN_SEP, OPT_TRUTH, OPT_ROIS_OUT, OPT_SWEEP, OPT_FRAMES_PER_STEP,
-	OPT_ZFILE, OPT_CONTROL,
+	OPT_ZFILE, OPT_CONTROL, OPT_FAST_RENDER,
 };
+
+#define NOISE_BANK (1u << 20)	/* normal deviates for --fast-render's camera */
 
 static const struct ms_opt options[] = {
 	{ "width", OPT_WIDTH, "N", "frame width in pixels (512)", NULL },
@@ -78,6 +81,8 @@ static const struct ms_opt options[] = {
 	{ "zfile", OPT_ZFILE, "FILE", "write the fixed beads' z per frame, one per line", "file" },
 	{ "output", OPT_OUTPUT, "FILE", "write a TIFF stack instead of a stream on stdout", "file:*.@(tif|tiff)" },
 	{ "control", OPT_CONTROL, "PATH", "take control commands at this socket (or FIFO)", "file" },
+	{ "fast-render", OPT_FAST_RENDER, NULL, "render for speed, not accuracy: for live rigs and benchmarks", NULL },
+	MS_FRAMEOUT_OPTS,
 	MS_OPT_VERBOSE, MS_OPT_QUIET, MS_OPT_HELP, MS_OPT_VERSION, MS_OPTS_END,
 };
 
@@ -116,6 +121,8 @@ struct config {
 	long per_step;
 	bool per_step_set, focus_set;
 	int verbose;		/* -1 quiet, 0 normal, 1 verbose */
+	bool fast_render;
+	struct ms_frameout_opts out;
 };
 
 struct bead {
@@ -130,6 +137,14 @@ static volatile sig_atomic_t stop_signal;
 static void on_signal(int sig)
 {
 	stop_signal = sig;
+}
+
+/* The output, for the exit handler: whatever the way out, the ring goes. */
+static struct ms_frameout *exit_out;
+
+static void remove_ring_at_exit(void)
+{
+	ms_frameout_unlink(exit_out);
 }
 
 static double seconds_since(const struct timespec *t0)
@@ -195,6 +210,8 @@ static void parse_args(struct config *c, int argc, char **argv)
 	const char *arg;
 	int key;
 	while ((key = ms_cli_next(&cli, &arg)) != -1) {
+		if (ms_frameout_apply(&c->out, &cli, key, arg))
+			continue;
 		switch (key) {
 		case OPT_WIDTH: c->width = ms_cli_long(&cli, arg, 8, MS_FRAME_MAX_SIDE); break;
 		case OPT_HEIGHT: c->height = ms_cli_long(&cli, arg, 8, MS_FRAME_MAX_SIDE); break;
@@ -241,6 +258,7 @@ static void parse_args(struct config *c, int argc, char **argv)
 		case OPT_ZFILE: c->zfile = arg; break;
 		case OPT_OUTPUT: c->output = arg; break;
 		case OPT_CONTROL: c->control = arg; break;
+		case OPT_FAST_RENDER: c->fast_render = true; break;
 		case 'v': c->verbose = 1; break;
 		case 'q': c->verbose = -1; break;
 		}
@@ -253,6 +271,8 @@ static void parse_args(struct config *c, int argc, char **argv)
 		ms_usage_error("--focus and --sweep both set the focus; give one");
 	if (c->sweep && !c->frames_set)
 		c->frames = (uint64_t)c->sw_steps * (uint64_t)c->per_step;
+	if (c->output && c->out.shm)
+		ms_usage_error("--shm is for a frame stream on standard output, not a TIFF (-o)");
 	if (!c->output && isatty(STDOUT_FILENO))
 		ms_usage_error("standard output is a terminal: redirect the frame stream or give -o FILE");
 }
@@ -385,6 +405,9 @@ static struct ms_beadsim *build_table(const struct config *c, double lo, double 
 	ms_beadsim_defaults(&bp);
 	bp.nm_per_px = c->nm_per_px;
 	bp.render_radius_px = 0.75 * (double)c->roi_size;
+	/* --fast-render: the intensity at each pixel's centre, not its average over 4x4 points. */
+	if (c->fast_render)
+		bp.supersample = 1;
 	if (hi - lo + 2 * margin + 4 * bp.dz_nm > Z_SPAN_MAX)
 		margin = 0;
 	/* Planes on multiples of dz, so round z values fall on them. */
@@ -733,11 +756,19 @@ int main(int argc, char **argv)
 	float *work = ms_xmalloc(npx * sizeof *work);
 	void *pixels = ms_xmalloc(ms_frame_bytes(&info));
 
-	struct ms_fwriter *fw = NULL;
+	struct ms_frameout *fw = NULL;
 	struct ms_tiff_writer *tw = NULL;
 	struct sigaction sa = { .sa_handler = on_signal };
 	sigaction(SIGINT, &sa, NULL);
 	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGHUP, &sa, NULL);
+	/* --fast-render's camera draws its normal deviates once. */
+	float *bank = NULL;
+	if (cp->fast_render && cp->photons > 0) {
+		bank = ms_xmalloc(NOISE_BANK * sizeof *bank);
+		for (size_t k = 0; k < NOISE_BANK; k++)
+			bank[k] = (float)ms_rng_normal(&rnoise);
+	}
 	if (cp->output) {
 		tw = ms_tiff_open_write(cp->output, &info, cp->frames, &e);
 		if (!tw)
@@ -745,7 +776,12 @@ int main(int argc, char **argv)
 	} else {
 		/* A reader that goes away ends the run: see EPIPE below. */
 		signal(SIGPIPE, SIG_IGN);
-		fw = ms_fwriter_open(STDOUT_FILENO, &info, "standard output", &e);
+		atexit(remove_ring_at_exit);
+		fw = ms_frameout_open(STDOUT_FILENO, &info, &cp->out, "simulate", "standard output", &e);
+		exit_out = fw;
+		if (fw && cp->verbose > 0 && ms_frameout_ring(fw))
+			fprintf(stderr, "%s: frames in shared-memory ring %s (%u slots)\n", ms_progname(),
+			        ms_frameout_ring(fw), ms_frameout_slots(fw));
 		if (!fw) {
 			ms_ctl_server_close(r.srv);
 			if (errno == EPIPE)
@@ -807,7 +843,11 @@ int main(int argc, char **argv)
 			                   b->cy + b->oy, z, &e) < 0)
 				ms_die("%s", e.msg);
 		}
-		ms_beadsim_camera(work, npx, cp->photons, cp->read_noise, cp->fmt, pixels, &rnoise);
+		if (cp->fast_render)
+			ms_beadsim_camera_approx(work, (size_t)cp->width, (size_t)cp->height, cp->photons,
+			                         cp->read_noise, cp->fmt, pixels, bank, NOISE_BANK, &rnoise);
+		else
+			ms_beadsim_camera(work, npx, cp->photons, cp->read_noise, cp->fmt, pixels, &rnoise);
 
 		uint64_t t_ns = start_ns + (uint64_t)llround(sched_ns);
 		if (!cp->fast) {
@@ -825,7 +865,7 @@ int main(int argc, char **argv)
 				ms_die("%s", e.msg);
 		} else {
 			struct ms_frame f = { .seq = i, .t_ns = t_ns, .info = info, .pixels = pixels };
-			if (ms_fwriter_put(fw, &f, &e) < 0) {
+			if (ms_frameout_put(fw, &f, &e) < 0) {
 				if (errno == EPIPE) {
 					broken_pipe = true;
 					break;
@@ -862,9 +902,10 @@ int main(int argc, char **argv)
 	if (tw && ms_tiff_close_write(tw, &e) < 0)
 		ms_die("%s", e.msg);
 	if (fw) {
+		exit_out = NULL;
 		if (broken_pipe) {
-			ms_fwriter_abandon(fw);
-		} else if (ms_fwriter_close(fw, &e) < 0) {
+			ms_frameout_abandon(fw);
+		} else if (ms_frameout_close(fw, &e) < 0) {
 			if (errno != EPIPE)
 				ms_die("%s", e.msg);
 			broken_pipe = true;
@@ -886,6 +927,7 @@ int main(int argc, char **argv)
 	free(still);
 	free(work);
 	free(pixels);
+	free(bank);
 	ms_close_stdout();
 	if (stop_signal)
 		return 128 + stop_signal;

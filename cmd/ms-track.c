@@ -8,8 +8,13 @@
  * ROIs added, removed and moved, acquisition and saving switched, the data
  * mode, folder and Z-LUT changed; the main loop applies every change
  * between two batches, so a batch is always tracked with one consistent
- * set of ROIs, table and files.
+ * set of ROIs, table and files. On a shared-memory stream, frames the
+ * camera's ring overwrote before they were read are counted and reported
+ * (a warning at most once a second, an event, the status and the
+ * summary); --latency-log records, per frame, when its rows were written,
+ * for the live benchmark.
  */
+#include <inttypes.h>
 #include <math.h>
 #include <pthread.h>
 #include <signal.h>
@@ -35,7 +40,7 @@
 enum {
 	OPT_ROIS = 'r', OPT_ZLUT = 'z', OPT_OUT = 'o', OPT_JOBS = 'j', OPT_FORCE = 'f',
 	OPT_NM_PER_PX = MS_KEY_LONG, OPT_TSV, OPT_BATCH, OPT_NO_ROI_POS, OPT_CONTROL,
-	OPT_DATA_DIR, OPT_MODE, OPT_ROTATE,
+	OPT_DATA_DIR, OPT_MODE, OPT_ROTATE, OPT_LATENCY_LOG,
 };
 
 static const struct ms_opt options[] = {
@@ -53,6 +58,7 @@ static const struct ms_opt options[] = {
 	{ "mode", OPT_MODE, "MODE", "what --data-dir saves: track, track+roi-video, track+full-video, "
 	  "roi-video, full-video (track)", MS_REC_MODE_WORDS },
 	{ "rotate", OPT_ROTATE, "MIN", "with --data-dir, new files every MIN minutes (60; 0: never)", NULL },
+	{ "latency-log", OPT_LATENCY_LOG, "FILE", "write each frame's t_ns and when its rows were written", "file" },
 	MS_TRACK_OPTS,
 	MS_OPT_VERBOSE, MS_OPT_QUIET, MS_OPT_HELP, MS_OPT_VERSION, MS_OPTS_END,
 };
@@ -72,7 +78,7 @@ static const struct ms_cmd cmd = {
 };
 
 struct config {
-	const char *rois_path, *zlut_path, *out_path, *control, *data_dir;
+	const char *rois_path, *zlut_path, *out_path, *control, *data_dir, *latency_log;
 	int mode;		/* enum ms_rec_mode; -1: not given */
 	long rotate;		/* -1: not given */
 	bool force, tsv, roi_positions;
@@ -124,6 +130,7 @@ static void parse_args(struct config *c, int argc, char **argv)
 		case OPT_DATA_DIR: c->data_dir = arg; break;
 		case OPT_MODE: c->mode = ms_cli_choice(&cli, arg, ms_rec_mode_words); break;
 		case OPT_ROTATE: c->rotate = ms_cli_long(&cli, arg, 0, MS_REC_ROTATION_MAX); break;
+		case OPT_LATENCY_LOG: c->latency_log = arg; break;
 		case 'v': c->verbose = 1; break;
 		case 'q': c->verbose = -1; break;
 		}
@@ -169,7 +176,7 @@ struct state {
 struct shared {
 	pthread_mutex_t mu;
 	/* what status reports */
-	uint64_t frames, invalid, skipped;
+	uint64_t frames, invalid, skipped, dropped;
 	struct ms_ctl_rate rate;
 	/* requests */
 	struct ms_roilist rois;
@@ -185,6 +192,71 @@ struct shared {
 	struct ms_track_params params;
 	struct ms_ctl_server *srv;
 };
+
+/*
+ * Frames the ring overwrote before the reader got to them, gathered by
+ * the reader thread's callback and reported by the main loop.
+ */
+struct drops {
+	pthread_mutex_t mu;
+	uint64_t n;			/* since the last report */
+	uint64_t first_seq, last_seq, first_t, last_t;
+	bool known;			/* seq and t of the first and last are known */
+	double last_report;
+};
+
+static void on_drop(void *ctx, const struct ms_drop *d)
+{
+	struct drops *dr = ctx;
+	pthread_mutex_lock(&dr->mu);
+	if (dr->n == 0) {
+		dr->known = d->known;
+		dr->first_seq = d->seq;
+		dr->first_t = d->t_ns;
+	}
+	dr->known = dr->known && d->known;
+	dr->last_seq = d->seq;
+	dr->last_t = d->t_ns;
+	dr->n++;
+	pthread_mutex_unlock(&dr->mu);
+}
+
+/*
+ * Say what was missed since the last report: at most once a second (or
+ * at the end), a warning and an event with the frames' sequence numbers
+ * and the times the camera took them.
+ */
+static void report_drops(struct drops *dr, struct ms_ctl_server *srv, uint64_t total, bool quiet,
+                         bool final)
+{
+	double now = ms_ctl_now();
+	pthread_mutex_lock(&dr->mu);
+	if (dr->n == 0 || (!final && now - dr->last_report < 1.0)) {
+		pthread_mutex_unlock(&dr->mu);
+		return;
+	}
+	struct drops d = *dr;
+	dr->n = 0;
+	dr->last_report = now;
+	pthread_mutex_unlock(&dr->mu);
+	if (d.known) {
+		if (!quiet)
+			ms_warn("missed %" PRIu64 " frames (seq %" PRIu64 "..%" PRIu64 ", taken %.3f..%.3f s "
+			        "after the epoch; %" PRIu64 " in all): the camera's ring overwrote them "
+			        "before they were read", d.n, d.first_seq, d.last_seq, (double)d.first_t / 1e9,
+			        (double)d.last_t / 1e9, total);
+		if (srv)
+			ms_ctl_server_event(srv, NULL, "dropped n=%" PRIu64 " first-seq=%" PRIu64 " last-seq=%"
+		                    PRIu64 " first-t-ns=%" PRIu64 " last-t-ns=%" PRIu64 " total=%" PRIu64,
+		                    d.n, d.first_seq, d.last_seq, d.first_t, d.last_t, total);
+	} else {
+		if (!quiet)
+			ms_warn("missed %" PRIu64 " frames (%" PRIu64 " in all): the camera's ring "
+			        "overwrote them before they were read", d.n, total);
+		if (srv)
+			ms_ctl_server_event(srv, NULL, "dropped n=%" PRIu64 " total=%" PRIu64, d.n, total);
+	}
+}
 
 static void track_one(void *ctx, size_t item, int worker)
 {
@@ -529,9 +601,10 @@ static void on_command(void *ctx, struct ms_ctl_server *srv, struct ms_ctl_req *
 			ms_recorder_status(sh->rec, &rs);
 		ms_ctl_ok(q->reply, sizeof q->reply,
 		          "state=running frames=%llu fps=%.1f rois=%zu rois-per-s=%.0f invalid=%llu "
-		          "acquisition=%s skipped=%llu saving=%s mode=%s zlut=%s",
+		          "dropped=%llu acquisition=%s skipped=%llu saving=%s mode=%s zlut=%s",
 		          (unsigned long long)sh->frames, fps, sh->rois.n, fps * (double)sh->rois.n,
-		          (unsigned long long)sh->invalid, sh->acquiring ? "on" : "off",
+		          (unsigned long long)sh->invalid, (unsigned long long)sh->dropped,
+		          sh->acquiring ? "on" : "off",
 		          (unsigned long long)sh->skipped, rs.saving ? "on" : "off",
 		          ms_rec_mode_word(rs.mode), sh->lut_path[0] ? sh->lut_path : "-");
 	} else if (strcmp(c->verb, "roi") == 0) {
@@ -732,10 +805,21 @@ int main(int argc, char **argv)
 			ms_die("%s", e.msg);
 	}
 
+	FILE *latency = NULL;
+	if (c.latency_log) {
+		latency = fopen(c.latency_log, "w");
+		if (!latency)
+			ms_die("cannot create '%s':", c.latency_log);
+		fprintf(latency, "# seq\tt_ns\twritten_ns\tbatch\n");
+	}
+	struct drops drops = { .mu = PTHREAD_MUTEX_INITIALIZER };
+	ms_framesrc_on_drop(src, on_drop, &drops);
+	bool shm = strcmp(ms_framesrc_transport(src), "shm") == 0;
+
 	struct timespec t0;
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	int64_t total = ms_framesrc_total(src);
-	uint64_t frame_index = 0, invalid = 0;
+	uint64_t frame_index = 0, invalid = 0, dropped = 0;
 	double last_progress = 0;
 	struct ms_prefetch *pf = ms_prefetch_start(src, st.maxf, 3, &stop_signal, &e);
 	if (!pf)
@@ -745,7 +829,11 @@ int main(int argc, char **argv)
 	while (!stop_signal && (rc = ms_prefetch_next(pf, &fb, &e)) > 0) {
 		if (sh.srv)
 			apply_requests(&st, &sh);
+		dropped = fb->dropped;
+		if (shm)
+			report_drops(&drops, sh.srv, dropped, c.verbose < 0, false);
 		pthread_mutex_lock(&sh.mu);
+		sh.dropped = dropped;
 		bool acquiring = sh.acquiring;
 		if (!acquiring)
 			sh.skipped += fb->nframes;
@@ -782,6 +870,13 @@ int main(int argc, char **argv)
 				ms_warn("%s", e.msg);
 		}
 		pthread_mutex_unlock(&sh.mu);
+		if (latency) {
+			/* The rows are in the file (flushed) or on standard output now. */
+			uint64_t now = ms_now_ns();
+			for (size_t f = 0; f < st.nframes; f++)
+				fprintf(latency, "%" PRIu64 "\t%" PRIu64 "\t%" PRIu64 "\t%zu\n", fb->seq[f],
+				        fb->t_ns[f], now, st.nframes);
+		}
 		ms_prefetch_release(pf, fb);
 		double el = seconds_since(&t0);
 		if (el - last_progress > 0.25) {
@@ -793,6 +888,13 @@ int main(int argc, char **argv)
 		rc = 0;
 	ms_prefetch_stop(pf);
 	double elapsed = seconds_since(&t0);
+	/* The reader thread is gone: the source's count is final and ours to read. */
+	if (shm) {
+		dropped = ms_framesrc_dropped(src);
+		report_drops(&drops, sh.srv, dropped, c.verbose < 0, true);
+	}
+	if (latency && (ferror(latency) | (fclose(latency) != 0)))
+		ms_die("error writing '%s':", c.latency_log);
 	ms_ctl_server_close(sh.srv);
 	if (total > 0 && c.verbose >= 0 && isatty(STDERR_FILENO))
 		fputc('\n', stderr);
@@ -806,10 +908,14 @@ int main(int argc, char **argv)
 		       (unsigned long long)frame_index);
 	if (c.verbose >= 0) {
 		uint64_t nroi = frame_index * st.rois.n;
+		char missed[96] = "";
+		if (shm)
+			snprintf(missed, sizeof missed, ", %llu dropped (overwritten in the ring)",
+			         (unsigned long long)dropped);
 		fprintf(stderr, "%s: %llu frames, %llu ROIs in %.2f s (%.0f ROIs/s, %d thread%s), "
-		        "%llu invalid (NaN)%s\n", ms_progname(), (unsigned long long)frame_index,
+		        "%llu invalid (NaN)%s%s\n", ms_progname(), (unsigned long long)frame_index,
 		        (unsigned long long)nroi, elapsed, elapsed > 0 ? (double)nroi / elapsed : 0.0,
-		        st.nthreads, st.nthreads == 1 ? "" : "s", (unsigned long long)invalid,
+		        st.nthreads, st.nthreads == 1 ? "" : "s", (unsigned long long)invalid, missed,
 		        stop_signal ? " (stopped by a signal)" : "");
 	}
 

@@ -6,6 +6,7 @@
 #include "beadsim.h"
 
 #include <math.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 #ifdef __SSE2__
@@ -587,13 +588,20 @@ int ms_beadsim_add(const struct ms_beadsim *s, float *img, int width, int height
 		if (xb > x1) xb = x1;
 		size_t ja = (size_t)(xa - x0) * (size_t)ns, jb = (size_t)(xb - x0 + 1) * (size_t)ns;
 		size_t np = (size_t)(xb - xa + 1);
+		float *row = img + (size_t)y * (size_t)width + xa;
+		if (ns == 1) {
+			/* One sample per pixel (--fast-render): straight into the image. */
+			double d = ((double)y - cy) * inv;
+			radii(rr + ja, dx2 + ja, np, (float)(d * d), rmax);
+			lerp_add(row, rr + ja, np, prof, 1.0f);
+			continue;
+		}
 		memset(val + ja, 0, (jb - ja) * sizeof *val);
 		for (int a = 0; a < ns; a++) {
 			double d = ((double)y + s->soff[a] - cy) * inv;
 			radii(rr + ja, dx2 + ja, jb - ja, (float)(d * d), rmax);
 			lerp_add(val + ja, rr + ja, jb - ja, prof, (float)s->sw[a]);
 		}
-		float *row = img + (size_t)y * (size_t)width + xa;
 		for (size_t x = 0; x < np; x++) {
 			const float *v = val + ja + x * (size_t)ns;
 			float sum = 0;
@@ -639,6 +647,76 @@ void ms_beadsim_camera(const float *in, size_t n, double photons, double read_no
 			o16[i] = (uint16_t)q;
 		else
 			o8[i] = (uint8_t)q;
+	}
+}
+
+/* One row of the approximate camera; bank holds n deviates for it. */
+static void camera_row_approx(const float *restrict in, size_t n, float inv_ph, float rn2,
+                              float full, bool noise, enum ms_pixfmt fmt, void *out,
+                              const float *restrict g)
+{
+	uint8_t *o8 = out;
+	uint16_t *o16 = out;
+	size_t i = 0;
+#ifdef __SSE2__
+	const __m128 zero = _mm_setzero_ps(), one = _mm_set1_ps(1), vfull = _mm_set1_ps(full);
+	const __m128 vinv = _mm_set1_ps(inv_ph), vrn2 = _mm_set1_ps(rn2), half = _mm_set1_ps(0.5f);
+	const __m128 tiny = _mm_set1_ps(1e-30f);
+	for (; i + 8 <= n; i += 8) {
+		__m128i q[2];
+		for (int h = 0; h < 2; h++) {
+			__m128 v = _mm_min_ps(_mm_max_ps(_mm_loadu_ps(in + i + 4 * h), zero), one);
+			if (noise) {
+				/* The noise's amplitude needs no more than rsqrt's 12 bits. */
+				__m128 var = _mm_max_ps(_mm_add_ps(_mm_mul_ps(v, vinv), vrn2), tiny);
+				__m128 sd = _mm_mul_ps(var, _mm_rsqrt_ps(var));
+				v = _mm_add_ps(v, _mm_mul_ps(sd, _mm_loadu_ps(g + i + 4 * h)));
+				v = _mm_min_ps(_mm_max_ps(v, zero), one);
+			}
+			q[h] = _mm_cvttps_epi32(_mm_add_ps(_mm_mul_ps(v, vfull), half));
+		}
+		/* Values are 0..65535: the signed packs would clip, so mask and pack down. */
+		__m128i w = _mm_packs_epi32(_mm_sub_epi32(q[0], _mm_set1_epi32(32768)),
+		                            _mm_sub_epi32(q[1], _mm_set1_epi32(32768)));
+		w = _mm_xor_si128(w, _mm_set1_epi16((short)0x8000));
+		if (fmt == MS_PIX_U16) {
+			_mm_storeu_si128((__m128i *)(o16 + i), w);
+		} else {
+			__m128i b = _mm_packus_epi16(w, w);
+			_mm_storel_epi64((__m128i *)(o8 + i), b);
+		}
+	}
+#endif
+	for (; i < n; i++) {
+		float v = in[i];
+		v = v > 0 ? (v < 1 ? v : 1) : 0;
+		if (noise) {
+			v += sqrtf(v * inv_ph + rn2) * g[i];
+			v = v > 0 ? (v < 1 ? v : 1) : 0;
+		}
+		unsigned q = (unsigned)(v * full + 0.5f);
+		if (fmt == MS_PIX_U16)
+			o16[i] = (uint16_t)q;
+		else
+			o8[i] = (uint8_t)q;
+	}
+}
+
+void ms_beadsim_camera_approx(const float *in, size_t width, size_t height, double photons,
+                              double read_noise_e, enum ms_pixfmt fmt, void *out,
+                              const float *bank, size_t nbank, struct ms_rng *rng)
+{
+	bool noise = photons > 0 && bank && nbank >= width;
+	float inv_ph = noise ? (float)(1 / photons) : 0;
+	float rn2 = noise ? (float)(read_noise_e * read_noise_e / (photons * photons)) : 0;
+	float full = (float)ms_pixfmt_max(fmt);
+	size_t bpp = ms_pixfmt_bytes(fmt);
+	for (size_t y = 0; y < height; y++) {
+		const float *g = NULL;
+		if (noise)
+			g = bank + ms_rng_next(rng) % (nbank - width + 1);
+		camera_row_approx(in + y * width, width, inv_ph, rn2, full, noise, fmt,
+		                  (unsigned char *)out + y * width * bpp, g);
 	}
 }
 

@@ -205,6 +205,22 @@ bool ms_framesrc_ready(const struct ms_framesrc *s)
 	return s->stream ? ms_freader_ready(s->stream) : true;
 }
 
+uint64_t ms_framesrc_dropped(const struct ms_framesrc *s)
+{
+	return s->stream ? ms_freader_dropped(s->stream) : 0;
+}
+
+void ms_framesrc_on_drop(struct ms_framesrc *s, ms_freader_drop_fn *fn, void *ctx)
+{
+	if (s->stream)
+		ms_freader_on_drop(s->stream, fn, ctx);
+}
+
+const char *ms_framesrc_transport(const struct ms_framesrc *s)
+{
+	return s->stream ? ms_freader_transport(s->stream) : "tiff";
+}
+
 void ms_framesrc_close(struct ms_framesrc *s)
 {
 	if (!s)

@@ -14,6 +14,7 @@
 
 #include "err.h"
 #include "frame.h"
+#include "fstream.h"
 
 struct ms_framesrc;
 
@@ -38,6 +39,15 @@ int ms_framesrc_next(struct ms_framesrc *s, struct ms_frame *f, ms_err *e);
 void ms_framesrc_set_wake_fd(struct ms_framesrc *s, int fd);
 /* Whether the next frame is at hand without waiting (always, for files). */
 bool ms_framesrc_ready(const struct ms_framesrc *s);
+/*
+ * Frames a shared-memory stream's ring overwrote before they were read
+ * (ms_freader_dropped); 0 for files and inline streams, which lose nothing.
+ */
+uint64_t ms_framesrc_dropped(const struct ms_framesrc *s);
+/* Report each of those frames as it is found missing (ms_freader_on_drop). */
+void ms_framesrc_on_drop(struct ms_framesrc *s, ms_freader_drop_fn *fn, void *ctx);
+/* How the frames arrive: "tiff", or the stream's transport ("inline", "shm"). */
+const char *ms_framesrc_transport(const struct ms_framesrc *s);
 void ms_framesrc_close(struct ms_framesrc *s);
 
 #endif

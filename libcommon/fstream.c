@@ -64,6 +64,13 @@ struct ms_freader {
 	uint64_t pos;			/* ring position of the next frame to deliver */
 	uint64_t avail;			/* positions below it are known to be written */
 	uint64_t dropped;
+	/*
+	 * The ring position of the first descriptor this reader was sent: a
+	 * reader that joins a running stream (a consumer restarted behind a
+	 * relay) starts there, and what came before was never its to miss.
+	 */
+	uint64_t base;
+	bool based;
 	bool end_seen;
 	uint64_t end_count;
 	ms_freader_drop_fn *on_drop;
@@ -599,11 +606,11 @@ static int next_shm(struct ms_freader *r, struct ms_frame *f, ms_err *e)
 			return 1;
 		}
 		if (r->end_seen) {
-			if (r->count + r->dropped != r->end_count)
+			if (r->count + r->dropped != r->end_count - r->base)
 				return ms_err_set(e, "%s: frame stream ended with a count of %" PRIu64
 				                  " but %" PRIu64 " frames arrived and %" PRIu64
-				                  " were dropped", r->name, r->end_count, r->count,
-				                  r->dropped);
+				                  " were dropped after ring position %" PRIu64, r->name,
+				                  r->end_count, r->count, r->dropped, r->base);
 			r->ended = true;
 			return 0;
 		}
@@ -614,6 +621,11 @@ static int next_shm(struct ms_freader *r, struct ms_frame *f, ms_err *e)
 			if (rec.seq < r->pos)
 				return ms_err_set(e, "%s: frame stream ended with a count of %" PRIu64
 				                  " after ring position %" PRIu64, r->name, rec.seq, r->pos);
+			if (!r->based) {
+				/* No frame was sent to this reader: none was missed either. */
+				r->based = true;
+				r->base = r->pos = rec.seq;
+			}
 			r->end_seen = true;
 			r->end_count = rec.seq;
 			r->avail = rec.seq;
@@ -634,6 +646,10 @@ static int next_shm(struct ms_freader *r, struct ms_frame *f, ms_err *e)
 		if (d.slot != d.pos % r->shm_slots)
 			return ms_err_set(e, "%s: corrupt frame stream: descriptor for ring position %"
 			                  PRIu64 " names slot %" PRIu32, r->name, d.pos, d.slot);
+		if (!r->based) {
+			r->based = true;
+			r->base = r->pos = d.pos;
+		}
 		if (d.pos >= r->avail)
 			r->avail = d.pos + 1;
 	}

@@ -27,6 +27,9 @@
  * counts the missed frames (ms_freader_dropped) and reports each one with
  * its sequence number and timestamp (ms_freader_on_drop). The end record
  * counts the frames put, so a finished stream checks delivered + dropped.
+ * A reader starts at the first descriptor it is sent, so one that joins a
+ * running stream (a consumer restarted behind ms-run's relay) neither
+ * replays old frames nor counts the frames before it as missed.
  */
 #ifndef MS_FSTREAM_H
 #define MS_FSTREAM_H

@@ -59,6 +59,7 @@ static int fill(struct ms_prefetch *p, struct ms_frame_batch *b, ms_err *e)
 		b->seq[b->nframes] = f.seq;
 		b->nframes++;
 	}
+	b->dropped = ms_framesrc_dropped(p->src);
 	return rc;
 }
 

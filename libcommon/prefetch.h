@@ -4,7 +4,9 @@
  * on the previous batch, so a tracker on a multi-GB stack never waits for
  * the disk and never holds more than nbuf batches in memory, however long
  * the file. On a live stream a batch is closed early when no frame is
- * waiting, so latency stays at one frame when the camera is slow.
+ * waiting, so latency stays at one frame when the camera is slow. The
+ * source belongs to the reader thread: its drop callback
+ * (ms_framesrc_on_drop) runs there.
  */
 #ifndef MS_PREFETCH_H
 #define MS_PREFETCH_H
@@ -21,6 +23,11 @@ struct ms_frame_batch {
 	size_t frame_bytes;
 	unsigned char *pixels;	/* nframes * frame_bytes */
 	uint64_t *t_ns, *seq;
+	/*
+	 * Frames the source had missed (ms_framesrc_dropped) when this batch
+	 * was closed: read here, the count needs no lock against the reader.
+	 */
+	uint64_t dropped;
 };
 
 struct ms_prefetch;

@@ -363,6 +363,66 @@ static void test_camera(void)
 	free(out);
 }
 
+/* --fast-render's camera: the same quantisation, noise of the same mean and variance. */
+static void test_camera_approx(void)
+{
+	struct ms_rng r;
+	ms_rng_seed(&r, 3);
+	/* Odd widths: the vector loop and the scalar tail both run. */
+	enum { W = 13, H = 40 };
+	float in[W * H];
+	for (size_t i = 0; i < W * H; i++)
+		in[i] = (float)(ms_rng_uniform(&r) * 1.4 - 0.2);
+	in[0] = 0.4f;
+	in[1] = 0.5f / 255 + 1e-6f;
+	uint8_t a8[W * H], b8[W * H];
+	uint16_t a16[W * H], b16[W * H];
+	ms_beadsim_camera(in, W * H, 0, 0, MS_PIX_U8, a8, &r);
+	ms_beadsim_camera_approx(in, W, H, 0, 0, MS_PIX_U8, b8, NULL, 0, &r);
+	ms_beadsim_camera(in, W * H, 0, 0, MS_PIX_U16, a16, &r);
+	ms_beadsim_camera_approx(in, W, H, 0, 0, MS_PIX_U16, b16, NULL, 0, &r);
+	int d8 = 0, d16 = 0;
+	for (size_t i = 0; i < W * H; i++) {
+		d8 = abs(a8[i] - b8[i]) > d8 ? abs(a8[i] - b8[i]) : d8;
+		d16 = abs(a16[i] - b16[i]) > d16 ? abs(a16[i] - b16[i]) : d16;
+	}
+	tap_ok(b8[0] == 102 && b8[1] == 1 && d8 == 0, "approximate camera, no noise, u8: the exact "
+	       "camera's values (largest difference %d)", d8);
+	/* float against double arithmetic may round a value on a .5 boundary the other way. */
+	tap_ok(b16[0] == 26214 && d16 <= 1, "approximate camera, no noise, u16: within 1 of the "
+	       "exact camera (largest difference %d)", d16);
+
+	enum { NB = 1 << 16 };
+	float *bank = malloc(NB * sizeof *bank);
+	for (size_t i = 0; i < NB; i++)
+		bank[i] = (float)ms_rng_normal(&r);
+	size_t w = 509, h = 400, n = w * h;
+	float *img = malloc(n * sizeof *img);
+	uint16_t *out = malloc(n * sizeof *out);
+	for (size_t i = 0; i < n; i++)
+		img[i] = 0.4f;
+	const double rn[] = { 0, 60 };
+	for (int k = 0; k < 2; k++) {
+		ms_beadsim_camera_approx(img, w, h, 25000, rn[k], MS_PIX_U16, out, bank, NB, &r);
+		double s1 = 0, s2 = 0;
+		for (size_t i = 0; i < n; i++) {
+			s1 += out[i];
+			s2 += (double)out[i] * out[i];
+		}
+		double mean = s1 / n, var = s2 / n - mean * mean;
+		double g = 65535.0 / 25000;
+		double want = g * g * (10000 + rn[k] * rn[k]) + 1.0 / 12;
+		/* Rows share a bank of 65536 deviates: its own spread bounds the agreement. */
+		tap_near(mean, 0.4 * 65535, 5 * sqrt(want / NB), "approximate camera mean, read noise %g e",
+		         rn[k]);
+		tap_near(var, want, 5 * want * sqrt(2.0 / NB), "approximate camera variance, read noise %g e",
+		         rn[k]);
+	}
+	free(bank);
+	free(img);
+	free(out);
+}
+
 static void test_ou(void)
 {
 	struct ms_rng r;
@@ -422,6 +482,7 @@ int main(void)
 	ms_beadsim_free(s);
 	test_rng();
 	test_camera();
+	test_camera_approx();
 	test_ou();
 	return tap_done();
 }
