@@ -36,7 +36,7 @@ struct row {
 
 struct bench {
 	double cell_s;		/* seconds per measurement */
-	struct row rows[96];
+	struct row rows[160];
 	int nrows;
 };
 
@@ -166,6 +166,8 @@ static void bench_size(struct bench *b, int w)
 	float *scores = ms_xmalloc(NPLANES * sizeof *scores);
 	for (int k = 0; k < NPLANES; k++)
 		ms_z_normalise(lut.profiles + k * plen, plen, planes + k * ms_z_stride(plen));
+	float *gram = ms_xmalloc(NPLANES * 4 * sizeof *gram);
+	ms_z_gram(planes, NPLANES, ms_z_stride(plen), gram);
 	float **profs = ms_xmalloc(nroi * sizeof *profs);
 	for (int i = 0; i < nroi; i++) {
 		profs[i] = ms_xmalloc(plen * sizeof(float));
@@ -203,24 +205,37 @@ static void bench_size(struct bench *b, int w)
 	TIME_LOOP(b, nroi, ms_radial_profile(rois + i * w2, w, cx[i], cy[i], 1,
 					     MS_PROFILE_CUBIC, prof, ps); sink += prof[3]);
 	add_row(b, "profile-cubic", w, "f32", 1, rate);
+	float *rf = ms_xmalloc(ms_radial_fit_scratch_len(w, 1) * sizeof(float));
+	TIME_LOOP(b, nroi, ms_radial_fit(rois + i * w2, w, cx[i], cy[i], profs[i], (int)plen, 1, -1,
+					 1, 0, rf, &x, &y); sink += x);
+	add_row(b, "radial-fit-step", w, "f32", 1, rate);
+	free(rf);
 	for (int m = MS_Z_PEARSON; m <= MS_Z_SSD; m++) {
 		unsigned fl = 0;
 		TIME_LOOP(b, nroi, ms_z_normalise(profs[i], plen, pn);
 			  ms_z_scores(pn, planes, NPLANES, ms_z_stride(plen), m, scores);
 			  sink += ms_z_fit(scores, NPLANES, 7, lut.z_nm, &fl, NULL));
 		add_row(b, m == MS_Z_PEARSON ? "z-pearson-121" : "z-ssd-121", w, "f32", 1, rate);
+		TIME_LOOP(b, nroi, ms_z_normalise(profs[i], plen, pn);
+			  ms_z_scores(pn, planes, NPLANES, ms_z_stride(plen), m, scores);
+			  sink += ms_z_fit_cubic(scores, gram, NPLANES,
+						 ms_z_argmax(scores, 0, NPLANES), m, lut.z_nm, &fl,
+						 NULL));
+		add_row(b, m == MS_Z_PEARSON ? "z-pearson-cubic" : "z-ssd-cubic", w, "f32", 1, rate);
 	}
 
 	/* the whole pipeline, per frame of nroi ROIs, through the pool */
 	struct ms_xyz *out = ms_xmalloc(nroi * sizeof *out);
-	for (int fine = 0; fine < 2; fine++) {
-		struct ms_tracker *tp = t;
-		if (fine) {
-			struct ms_track_params pf = p;
-			pf.xy = MS_XY_AUTOCONV_FINE;
-			if (!(tp = ms_tracker_new(&pf, &lut, &e)))
-				ms_die("%s", e.msg);
-		}
+	static const enum ms_xy_method methods[] = {MS_XY_RADIAL_FIT, MS_XY_AUTOCONV_FINE,
+						     MS_XY_AUTOCONV};
+	static const char *const names[] = {"xyz-radial-fit", "xyz-autoconv-fine",
+					    "xyz-autoconv"};
+	for (size_t mi = 0; mi < sizeof methods / sizeof *methods; mi++) {
+		struct ms_track_params pm = p;
+		pm.xy = methods[mi];
+		struct ms_tracker *tp = ms_tracker_new(&pm, &lut, &e);
+		if (!tp)
+			ms_die("%s", e.msg);
 		for (int nt = 1; nt <= 2; nt++) {
 			struct ms_pool *pool = ms_pool_new(nt, &e);
 			if (!pool)
@@ -238,15 +253,13 @@ static void bench_size(struct bench *b, int w)
 				TIME_LOOP(b, 1, ms_pool_run(pool, (size_t)nroi, job_roi, &j));
 				for (int i = 0; i < nroi; i++)
 					sink += out[i].z;
-				add_row(b, fine ? "xyz-fine" : "xyz-pipeline", w, f ? "u16" : "u8", nt,
-					rate * nroi);
+				add_row(b, names[mi], w, f ? "u16" : "u8", nt, rate * nroi);
 			}
 			for (int k = 0; k < nt; k++)
 				ms_track_ws_free(ws[k]);
 			ms_pool_free(pool);
 		}
-		if (fine)
-			ms_tracker_free(tp);
+		ms_tracker_free(tp);
 	}
 	if (sink == 12345.678)	/* keep the results alive */
 		puts("");
@@ -256,6 +269,7 @@ static void bench_size(struct bench *b, int w)
 	free(profs);
 	free(out);
 	free(scores);
+	free(gram);
 	free(planes);
 	free(pn);
 	free(prof);

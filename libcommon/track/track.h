@@ -31,7 +31,7 @@
  * the parabola (ms_autoconv_fine): no pixel-locking bias, xy_n_local
  * unused.
  */
-enum ms_xy_method { MS_XY_COM, MS_XY_AUTOCONV, MS_XY_AUTOCONV_FINE };
+enum ms_xy_method { MS_XY_COM, MS_XY_AUTOCONV, MS_XY_AUTOCONV_FINE, MS_XY_RADIAL_FIT, MS_XY_QI };
 
 struct ms_track_params {
 	int roi_size;		/* even, 8..256; default 64 */
@@ -40,10 +40,19 @@ struct ms_track_params {
 	int autoconv_iters;	/* multi-line sub-pixel passes, 0..100; default 5 */
 	double line_ratio;	/* lines averaged = 2*floor(w*ratio/2)+1; default 0.1 */
 	int xy_n_local;		/* odd, >= 3: parabola points; default 5 */
+	int fit_iters;		/* RADIAL_FIT Gauss-Newton steps, 1..20; default 2 */
+	int fit_weighted;	/* RADIAL_FIT: weigh pixels 1/T (Poisson); default 0 */
+	int qi_iters;		/* QI steps, 1..100; default 4 */
+	int qi_radial;		/* QI radial samples, 4..128; 0: roi_size / 2 */
+	int qi_angular;		/* QI angles per quadrant, 1..1024; 0: roi_size / 2 */
+	double qi_rmin, qi_rmax;	/* QI radius range in px; rmax 0: roi_size / 2 - 2; default 1, 0 */
 	int oversample;		/* radial profile bins per pixel, 1..16; default 1 */
 	enum ms_weighting weighting;	/* default CUBIC (see ms_track_params_default) */
 	enum ms_z_method z;	/* default PEARSON */
-	int z_n_local;		/* odd, >= 3 (LUT needs z_n_local+2 planes); default 7 */
+	enum ms_z_fit z_fit;	/* default CUBIC */
+	enum ms_z_weights z_weights;	/* default RADIUS */
+	int z_n_local;		/* PARABOLA: odd, >= 3 (LUT needs z_n_local+2 planes); default 7 */
+	int z_search;		/* planes searched either side of z_prev first; 0: whole table; default 8 */
 };
 
 /*
@@ -59,9 +68,11 @@ void ms_track_params_default(struct ms_track_params *p);
 
 /* The words for each option value, indexed by the enum, NULL-terminated. */
 extern const char *const ms_com_bg_names[];	/* none mean median */
-extern const char *const ms_xy_names[];		/* com autoconv autoconv-fine */
+extern const char *const ms_xy_names[];		/* com autoconv autoconv-fine radial-fit qi */
 extern const char *const ms_weighting_names[];	/* nearest linear cubic */
 extern const char *const ms_z_names[];		/* pearson ssd */
+extern const char *const ms_z_fit_names[];	/* cubic parabola */
+extern const char *const ms_z_weights_names[];	/* radius uniform */
 /* Index of word in names, or -1. */
 int ms_track_name_index(const char *const names[], const char *word);
 
@@ -97,7 +108,7 @@ struct ms_roi_in {
 	size_t stride;		/* pixels per frame row */
 	int x0, y0;		/* ROI top-left in the frame; the ROI must lie inside it */
 	long lut_bead;		/* index of this bead's table in the LUT (0 for one bead) */
-	double z_prev;		/* previous z (nm) or NaN: reserved for a local search */
+	double z_prev;		/* this bead's previous z (nm), or NaN: where the z search starts */
 };
 
 struct ms_xyz {
