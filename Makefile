@@ -6,6 +6,7 @@
 #   make check SAN=1  the same under AddressSanitizer + UBSan (own build dir)
 #   make demo       install what is missing, build, run the offline demo
 #   make bench      tracking throughput table (ROIs/s, frames/s)
+#   make bench-e2e  ms-track on a multi-GB TIFF in /tmp: ROIs/s and peak RSS
 #   make install PREFIX=/usr/local
 
 VERSION  := 0.1.0
@@ -47,7 +48,7 @@ BENCH    := $(O)/tools/ms-bench
 MANSRC   := $(sort $(wildcard man/*.scd))
 MANPAGES := $(MANSRC:man/%.scd=$(O)/man/%)
 
-.PHONY: all deps check demo bench bench-live install clean man completions lint-man
+.PHONY: all deps check demo bench bench-e2e bench-live install clean man completions lint-man
 all: $(LIB) $(BINS)
 
 deps:
@@ -105,6 +106,10 @@ demo:
 
 bench: all $(BENCH)
 	$(BENCH) --tsv bench.tsv
+
+# ms-track on a multi-GB TIFF in /tmp (E2E_DIR) against the kernel's rate
+bench-e2e: all $(BENCH)
+	MS_BIN=$(CURDIR)/$(BINDIR) MS_BENCH=$(CURDIR)/$(BENCH) tools/bench-e2e $(E2E_DIR)
 
 install: all $(MANPAGES)
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/man/man1 \

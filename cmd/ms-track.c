@@ -51,8 +51,9 @@ static const struct ms_cmd cmd = {
 	           "per bead per frame: TSV on stdout, and/or HDF5 with -o.",
 	.opts = options,
 	.operands = "file:*.@(tif|tiff|frames)",
-	.epilog = "Pipeline per ROI: centre of mass -> autoconvolution sub-pixel x/y -> radial\n"
-	          "profile -> Z-LUT match (Pearson) with a weighted parabola. See ms-track(1).",
+	.epilog = "Pipeline per ROI: centre of mass -> autoconvolution -> x/y by a fit of the bead's\n"
+	          "own radial profile (radial-fit) -> radial profile -> z: Pearson match against the\n"
+	          "Z-LUT interpolated along z. Methods, costs and accuracy: see ms-track(1).",
 };
 
 struct config {

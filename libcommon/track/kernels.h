@@ -268,8 +268,17 @@ void ms_z_scores(const float *pn, const float *planes, size_t nplanes, size_t st
  * norm over those bins, for ms_z_gram_from.
  */
 void ms_z_scores_from(const float *pn, const float *planes, size_t nplanes, size_t plen,
-		      size_t first, const float *sw, enum ms_z_method m, float *scores,
-		      float *stats);
+		      size_t first, const float *sw, const double *prefix, enum ms_z_method m,
+		      float *scores, float *stats);
+/*
+ * Per plane, the running sums (from bin 1) of sqrt(weight) x element and
+ * of element squared, so that ms_z_scores_from needs two subtractions per
+ * plane for any first bin, not a pass over the bins (prefix may be NULL
+ * there). ms_z_prefix_len(plen) doubles per plane.
+ */
+size_t ms_z_prefix_len(size_t plen);
+void ms_z_prefix(const float *planes, size_t nplanes, size_t plen, const float *sw,
+		 double *prefix);
 /* ms_z_gram's band over the same bins, for planes lo .. hi-1. */
 void ms_z_gram_from(const float *planes, size_t nplanes, size_t plen, size_t first,
 		    const float *sw, const float *stats, size_t lo, size_t hi, float *gram);

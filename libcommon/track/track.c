@@ -28,6 +28,7 @@ struct ms_tracker {
 	float *planes;		/* [nbeads][nplanes][zstride], normalised */
 	float *gram;		/* [nbeads][nplanes][4]: ms_z_gram of each bead's planes */
 	float *sw;		/* [zstride]: sqrt of the bin weights */
+	double *prefix;		/* [nbeads][nplanes][ms_z_prefix_len]: ms_z_prefix of the planes */
 };
 
 struct ms_track_ws {
@@ -43,6 +44,7 @@ struct ms_track_ws {
 	float *scores;		/* nplanes */
 	float *zstats;		/* 2 nplanes: ms_z_scores_from's plane statistics */
 	float *zgram;		/* 4 nplanes: the Gram band over a saturated profile's bins */
+	int *satlo, *sathi;	/* w: per row, the first and last saturated column */
 	uint32_t *hist;		/* MS_ROI_HIST_LEN */
 	struct ms_acfine *acf;	/* AUTOCONV_FINE's and RADIAL_FIT's FFT plans, else NULL */
 	struct ms_qi *qi;	/* QI's tables and plans, else NULL */
@@ -188,7 +190,8 @@ struct ms_tracker *ms_tracker_new(const struct ms_track_params *p, const struct 
 	t->planes = malloc(t->nbeads * t->nplanes * t->zstride * sizeof *t->planes);
 	t->gram = malloc(t->nbeads * t->nplanes * 4 * sizeof *t->gram);
 	t->sw = malloc(t->zstride * sizeof *t->sw);
-	if (!t->z_nm || !t->planes || !t->gram || !t->sw) {
+	t->prefix = malloc(t->nbeads * t->nplanes * ms_z_prefix_len(plen) * sizeof *t->prefix);
+	if (!t->z_nm || !t->planes || !t->gram || !t->sw || !t->prefix) {
 		ms_tracker_free(t);
 		ms_err_set(e, "cannot allocate a %zu-bead, %zu-plane Z-LUT:", lut->nbeads,
 			   lut->nplanes);
@@ -205,9 +208,12 @@ struct ms_tracker *ms_tracker_new(const struct ms_track_params *p, const struct 
 		for (size_t k = 0; k < t->nplanes; k++)
 			ms_z_normalise_from(ms_zlut_profile(lut, b, k), plen, 1, t->sw,
 					    t->planes + (b * t->nplanes + k) * t->zstride);
-	for (size_t b = 0; b < t->nbeads; b++)
-		ms_z_gram(t->planes + b * t->nplanes * t->zstride, t->nplanes, t->zstride,
-			  t->gram + b * t->nplanes * 4);
+	for (size_t b = 0; b < t->nbeads; b++) {
+		const float *pl = t->planes + b * t->nplanes * t->zstride;
+		ms_z_gram(pl, t->nplanes, t->zstride, t->gram + b * t->nplanes * 4);
+		ms_z_prefix(pl, t->nplanes, plen, t->sw,
+			    t->prefix + b * t->nplanes * ms_z_prefix_len(plen));
+	}
 	return t;
 }
 
@@ -219,6 +225,7 @@ void ms_tracker_free(struct ms_tracker *t)
 	free(t->planes);
 	free(t->gram);
 	free(t->sw);
+	free(t->prefix);
 	free(t);
 }
 
@@ -260,6 +267,7 @@ struct ms_track_ws *ms_track_ws_new(const struct ms_tracker *t, ms_err *e)
 		ms_radial_fit_scratch_len(t->w, t->p.oversample) * f,
 		ms_pad4(ms_profile_max_len(t->w, t->p.oversample)) * f,
 		2 * (t->nplanes + 1) * f, 4 * (t->nplanes + 1) * f,
+		(size_t)t->w * sizeof(int), (size_t)t->w * sizeof(int),
 	};
 	size_t total = 0;
 	for (size_t i = 0; i < sizeof sizes / sizeof *sizes; i++)
@@ -308,6 +316,8 @@ struct ms_track_ws *ms_track_ws_new(const struct ms_tracker *t, ms_err *e)
 	ws->fprof = carve(&cur, sizes[9]);
 	ws->zstats = carve(&cur, sizes[10]);
 	ws->zgram = carve(&cur, sizes[11]);
+	ws->satlo = carve(&cur, sizes[12]);
+	ws->sathi = carve(&cur, sizes[13]);
 	return ws;
 }
 
@@ -332,29 +342,51 @@ static double find_z(const struct ms_tracker *t, struct ms_track_ws *ws, size_t 
 		     double z_prev, size_t first, unsigned *flags);
 
 /*
- * The radius of the saturated core about (x, y): the farthest pixel at or
- * above level, or -1 when none is. Saturated pixels are counted first
- * with a cheap vector pass, since most ROIs have none.
+ * Where the saturated pixels (at or above level) are: per row r, the first
+ * and last saturated column in ws->satlo[r], ws->sathi[r] (-1 when none).
+ * One vector pass finds the rows that have any; most ROIs have none, and
+ * then this is all it costs. Returns the number of such rows.
  */
-static double saturated_radius(const float *roi, int w, float level, double x, double y)
+static int saturated_rows(struct ms_track_ws *ws, const float *roi, int w, float level)
 {
-	size_t n = (size_t)w * w, i = 0;
+	int rows = 0, w4 = w & ~3;
 	ms_v4f vl = ms_v4_set1(level);
-	ms_v4i cnt = {0, 0, 0, 0};
-	for (; i + 4 <= n; i += 4)
-		cnt -= (ms_v4i)(ms_v4_load(roi + i) >= vl);
-	long nsat = cnt[0] + cnt[1] + cnt[2] + cnt[3];
-	for (; i < n; i++)
-		nsat += roi[i] >= level;
-	if (nsat == 0)
+	for (int r = 0; r < w; r++) {
+		const float *row = roi + (size_t)r * w;
+		ms_v4i any = {0, 0, 0, 0};
+		int c = 0;
+		for (; c < w4; c += 4)
+			any |= (ms_v4i)(ms_v4_load(row + c) >= vl);
+		int hit = (any[0] | any[1] | any[2] | any[3]) != 0;
+		for (; c < w; c++)
+			hit |= row[c] >= level;
+		ws->satlo[r] = ws->sathi[r] = -1;
+		if (!hit)
+			continue;
+		rows++;
+		for (c = 0; row[c] < level; c++)
+			;
+		ws->satlo[r] = c;
+		for (c = w - 1; row[c] < level; c--)
+			;
+		ws->sathi[r] = c;
+	}
+	return rows;
+}
+
+/* The radius of the saturated core about (x, y): its farthest pixel (in a
+ * row, the first or the last saturated one), or -1 when there is none. */
+static double saturated_radius(const struct ms_track_ws *ws, int w, int rows, double x, double y)
+{
+	if (rows == 0)
 		return -1;
 	double r2 = 0;
-	for (int r = 0; r < w; r++)
-		for (int c = 0; c < w; c++)
-			if (roi[(size_t)r * w + c] >= level) {
-				double d2 = (c - x) * (c - x) + (r - y) * (r - y);
-				r2 = d2 > r2 ? d2 : r2;
-			}
+	for (int r = 0; r < w; r++) {
+		if (ws->satlo[r] < 0)
+			continue;
+		double dx = fmax(fabs(ws->satlo[r] - x), fabs(ws->sathi[r] - x)), dy = r - y;
+		r2 = fmax(r2, dx * dx + dy * dy);
+	}
 	return sqrt(r2);
 }
 
@@ -376,14 +408,15 @@ static int fit_xy(const struct ms_tracker *t, struct ms_track_ws *ws, const floa
 	int w = t->w, nb = (int)t->plen, os = p->oversample, nb1 = nb / 2;
 	/* bins reach up to 2 bins either side: those that see the core go */
 	double margin = 2.0 / os;
-	*rsat = saturated_radius(roi, w, sat, *x, *y);
+	int srows = saturated_rows(ws, roi, w, sat);
+	*rsat = saturated_radius(ws, w, srows, *x, *y);
 	/* (a core too big for the inner half skips the quick step) */
 	if (*rsat >= 0 && os * *rsat + 2 < nb1 - 6) {
 		ms_radial_profile_n(roi, w, *x, *y, os, MS_PROFILE_LINEAR, nb1, ws->prof, ws->ps);
 		if (ms_radial_fit(roi, w, *x, *y, ws->prof, nb1, os, *rsat + margin, 1,
 				  p->fit_weighted, ws->rf, x, y) < 0)
 			return -1;
-		*rsat = saturated_radius(roi, w, sat, *x, *y);
+		*rsat = saturated_radius(ws, w, srows, *x, *y);
 	}
 	double dx = fmax(*x, w - 1 - *x), dy = fmax(*y, w - 1 - *y);
 	int nbx = (int)ceil(os * sqrt(dx * dx + dy * dy)) + 3;
@@ -441,7 +474,7 @@ static void track_core(const struct ms_tracker *t, struct ms_track_ws *ws, const
 	if (p->xy == MS_XY_RADIAL_FIT)
 		bad = fit_xy(t, ws, roi, sat, &x, &y, &rsat) < 0;
 	else if (t->nplanes)
-		rsat = saturated_radius(roi, w, sat, x, y);
+		rsat = saturated_radius(ws, w, saturated_rows(ws, roi, w, sat), x, y);
 	if (bad) {
 		out->flags = MS_TRK_XY_BAD | zbad;
 		fail_profile(t, profile);
@@ -471,15 +504,6 @@ static void track_core(const struct ms_tracker *t, struct ms_track_ws *ws, const
 	out->z = find_z(t, ws, (size_t)bead, z_prev, first, &out->flags);
 }
 
-/* Scores of the planes [lo, hi) of one bead. */
-static void score_range(const struct ms_tracker *t, const struct ms_track_ws *ws,
-			const float *planes, size_t lo, size_t hi)
-{
-	if (hi > lo)
-		ms_z_scores(ws->pn, planes + lo * t->zstride, hi - lo, t->zstride, t->p.z,
-			    ws->scores + lo);
-}
-
 /* The first plane whose z is not below z (z_nm rising). */
 static size_t plane_at(const struct ms_tracker *t, double z)
 {
@@ -495,53 +519,57 @@ static size_t plane_at(const struct ms_tracker *t, double z)
 }
 
 /*
- * z of the normalised profile in ws->pn. With a previous z, the planes
- * within z_search of it are scored first; their best is taken when the
- * fit's neighbours all lie inside that window (or at a table end), since a
- * best plane at the window's edge means the bead has moved further: then,
- * and without a previous z, the whole table is scored.
+ * z of the normalised profile in ws->pn, from bins first.. (a saturated
+ * core below them). Every plane is scored: 121 planes cost about a
+ * microsecond, and a search confined to a window about the previous z
+ * can settle on a spurious local match when the bead has moved beyond
+ * the window (as it does between batches of a fast focus sweep). The
+ * previous z decides between near-equal matches instead: the best plane
+ * within z_search of it is taken when it is interior to that window and
+ * no worse than the best overall by more than half the best's own
+ * distance from a perfect match (the size of a score's noise), so that a
+ * bead whose profile resembles two distant planes does not jump between
+ * them, and a clearly better match anywhere always wins.
  */
 static double find_z(const struct ms_tracker *t, struct ms_track_ws *ws, size_t bead,
 		     double z_prev, size_t first, unsigned *flags)
 {
 	const struct ms_track_params *p = &t->p;
-	size_t n = t->nplanes, lo = 0, hi = n, best;
+	size_t n = t->nplanes, best;
 	const float *planes = t->planes + bead * n * t->zstride;
+	const float *gram = t->gram + bead * n * 4;
 	if (first > 1) {
 		/* every plane, re-normalised over the bins outside the core */
-		ms_z_scores_from(ws->pn, planes, n, t->plen, first, t->sw, p->z, ws->scores,
+		ms_z_scores_from(ws->pn, planes, n, t->plen, first, t->sw,
+				 t->prefix + bead * n * ms_z_prefix_len(t->plen), p->z, ws->scores,
 				 ws->zstats);
-		best = ms_z_argmax(ws->scores, 0, n);
-		if (p->z_fit == MS_ZFIT_PARABOLA)
-			return ms_z_fit_parabola(ws->scores, n, best, p->z_n_local, t->z_nm, flags,
-						 NULL);
+	} else {
+		ms_z_scores(ws->pn, planes, n, t->zstride, p->z, ws->scores);
+	}
+	best = ms_z_argmax(ws->scores, 0, n);
+	if (p->z_search > 0 && t->z_rising && isfinite(z_prev)) {
+		size_t c = plane_at(t, z_prev), W = (size_t)p->z_search;
+		size_t margin = p->z_fit == MS_ZFIT_CUBIC ? 2 : (size_t)p->z_n_local / 2;
+		size_t lo = c > W ? c - W : 0, hi = c + W + 1 < n ? c + W + 1 : n;
+		if (lo < hi) {
+			size_t loc = ms_z_argmax(ws->scores, lo, hi);
+			/* scores in Pearson's units: SSD on unit vectors is 2r - 2 */
+			double k = p->z == MS_Z_SSD ? 0.5 : 1;
+			double sb = ws->scores[best] * k + (p->z == MS_Z_SSD ? 1 : 0);
+			double sl = ws->scores[loc] * k + (p->z == MS_Z_SSD ? 1 : 0);
+			int interior = (loc >= lo + margin || lo == 0) && (loc + margin < hi || hi == n);
+			if (loc != best && interior && sb - sl <= 0.5 * (1 - sb))
+				best = loc;
+		}
+	}
+	if (first > 1 && p->z_fit == MS_ZFIT_CUBIC) {
 		size_t glo = best > 2 ? best - 2 : 0;
 		ms_z_gram_from(planes, n, t->plen, first, t->sw, ws->zstats, glo, best + 3,
 			       ws->zgram);
-		return ms_z_fit_cubic(ws->scores, ws->zgram, n, best, p->z, t->z_nm, flags, NULL);
-	}
-	size_t margin = p->z_fit == MS_ZFIT_CUBIC ? 2 : (size_t)p->z_n_local / 2;
-	int windowed = p->z_search > 0 && t->z_rising && isfinite(z_prev), found = 0;
-	if (windowed) {
-		size_t c = plane_at(t, z_prev), W = (size_t)p->z_search;
-		lo = c > W ? c - W : 0;
-		hi = c + W + 1 < n ? c + W + 1 : n;
-		score_range(t, ws, planes, lo, hi);
-		best = ms_z_argmax(ws->scores, lo, hi);
-		found = (best >= lo + margin || lo == 0) && (best + margin < hi || hi == n);
-	}
-	if (!found) {
-		if (windowed) {
-			score_range(t, ws, planes, 0, lo);
-			score_range(t, ws, planes, hi, n);
-		} else {
-			score_range(t, ws, planes, 0, n);
-		}
-		best = ms_z_argmax(ws->scores, 0, n);
+		gram = ws->zgram;
 	}
 	if (p->z_fit == MS_ZFIT_CUBIC)
-		return ms_z_fit_cubic(ws->scores, t->gram + bead * n * 4, n, best, p->z, t->z_nm,
-				      flags, NULL);
+		return ms_z_fit_cubic(ws->scores, gram, n, best, p->z, t->z_nm, flags, NULL);
 	return ms_z_fit_parabola(ws->scores, n, best, p->z_n_local, t->z_nm, flags, NULL);
 }
 

@@ -52,7 +52,7 @@ struct ms_track_params {
 	enum ms_z_fit z_fit;	/* default CUBIC */
 	enum ms_z_weights z_weights;	/* default RADIUS */
 	int z_n_local;		/* PARABOLA: odd, >= 3 (LUT needs z_n_local+2 planes); default 7 */
-	int z_search;		/* planes searched either side of z_prev first; 0: whole table; default 8 */
+	int z_search;		/* a near-tie goes to a match within this many planes of z_prev; default 8 */
 };
 
 /*

@@ -84,14 +84,49 @@ static void sub_stats(const float *v, const float *sw, size_t i0, size_t n, floa
 	*inv = var > 1e-20 ? (float)(1 / sqrt(var)) : 0.0f;
 }
 
+size_t ms_z_prefix_len(size_t plen)
+{
+	return 2 * plen;
+}
+
+void ms_z_prefix(const float *planes, size_t nplanes, size_t plen, const float *sw,
+		 double *prefix)
+{
+	size_t stride = ms_z_stride(plen), n = plen - 1, len = ms_z_prefix_len(plen);
+	for (size_t k = 0; k < nplanes; k++) {
+		const float *v = planes + k * stride;
+		double *p1 = prefix + k * len, *p2 = p1 + plen, a = 0, b = 0;
+		for (size_t i = 0; i < n; i++) {
+			p1[i] = a;
+			p2[i] = b;
+			a += (sw ? sw[i] : 1) * (double)v[i];
+			b += (double)v[i] * v[i];
+		}
+		p1[n] = a;
+		p2[n] = b;
+	}
+}
+
 void ms_z_scores_from(const float *pn, const float *planes, size_t nplanes, size_t plen,
-		      size_t first, const float *sw, enum ms_z_method m, float *scores,
-		      float *stats)
+		      size_t first, const float *sw, const double *prefix, enum ms_z_method m,
+		      float *scores, float *stats)
 {
 	size_t stride = ms_z_stride(plen), n = plen - 1, i0 = first > 1 ? first - 1 : 0;
+	double ww = 0;
+	for (size_t i = i0; i < n; i++)
+		ww += sw ? (double)sw[i] * sw[i] : 1;
 	for (size_t k = 0; k < nplanes; k++) {
 		const float *pl = planes + k * stride;
-		sub_stats(pl, sw, i0, n, &stats[2 * k], &stats[2 * k + 1]);
+		if (prefix) {
+			/* the sums over bins i0.. from the plane's prefix sums */
+			const double *p1 = prefix + k * ms_z_prefix_len(plen), *p2 = p1 + plen;
+			double sv = p1[n] - p1[i0], vv = p2[n] - p2[i0], cc = sv / ww;
+			double var = vv - cc * sv;
+			stats[2 * k] = (float)cc;
+			stats[2 * k + 1] = var > 1e-20 ? (float)(1 / sqrt(var)) : 0.0f;
+		} else {
+			sub_stats(pl, sw, i0, n, &stats[2 * k], &stats[2 * k + 1]);
+		}
 		/* pn is zero below i0 and weighted-centred above it, so the
 		 * plane's re-centring term drops out of the dot product */
 		double r = ms_dot(pn, pl, stride) * stats[2 * k + 1];
