@@ -144,6 +144,15 @@ static void track_one(void *ctx, size_t item, int worker)
 		.lut_bead = b->lut_bead[r],
 		.z_prev = b->z_prev[r],
 	};
+	/* the next item is most often this worker's next: its rows are on their way */
+	if (item + 1 < b->nframes * nrois) {
+		size_t f1 = (item + 1) / nrois, r1 = (item + 1) % nrois;
+		struct ms_roi_in next = in;
+		next.frame = b->frames + f1 * b->frame_bytes;
+		next.x0 = b->rois->roi[r1].x0;
+		next.y0 = b->rois->roi[r1].y0;
+		ms_track_prefetch(b->tracker, &next);
+	}
 	ms_track_roi(b->tracker, b->ws[worker], &in, &b->xyz[item], NULL);
 }
 

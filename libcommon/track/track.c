@@ -592,6 +592,18 @@ void ms_track_roi(const struct ms_tracker *t, struct ms_track_ws *ws, const stru
 		   profile);
 }
 
+void ms_track_prefetch(const struct ms_tracker *t, const struct ms_roi_in *in)
+{
+	size_t bpp = in->fmt == MS_PIX_U16 ? 2 : 1, rowb = (size_t)t->w * bpp;
+	const char *base = (const char *)in->frame + ((size_t)in->y0 * in->stride + in->x0) * bpp;
+	for (int r = 0; r < t->w; r++) {
+		const char *row = base + (size_t)r * in->stride * bpp;
+		for (size_t o = 0; o < rowb; o += 64)
+			__builtin_prefetch(row + o);
+		__builtin_prefetch(row + rowb - 1);
+	}
+}
+
 void ms_track_roi_f32(const struct ms_tracker *t, struct ms_track_ws *ws, const float *roi,
 		      long lut_bead, double z_prev, struct ms_xyz *out, float *profile)
 {

@@ -124,6 +124,14 @@ struct ms_xyz {
  */
 void ms_track_roi(const struct ms_tracker *t, struct ms_track_ws *ws, const struct ms_roi_in *in,
 		  struct ms_xyz *out, float *profile);
+/*
+ * Ask the memory system for the ROI in (the rows of its frame) ahead of
+ * ms_track_roi: a frame streamed from disk is rarely in cache, and a ROI's
+ * rows are far apart in it, so calling this for the next ROI before
+ * tracking the current one hides the misses behind the work.
+ */
+void ms_track_prefetch(const struct ms_tracker *t, const struct ms_roi_in *in);
+
 /* The same on a float ROI (roi_size^2 values, row-major). NaN pixels make
  * the result flagged. */
 void ms_track_roi_f32(const struct ms_tracker *t, struct ms_track_ws *ws, const float *roi,
