@@ -269,8 +269,9 @@ int main(int argc, char **argv)
 	for (int i = 0; i < nthreads; i++)
 		if (!(b.ws[i] = ms_track_ws_new(tracker, &e)))
 			ms_die("%s", e.msg);
-	/* Three batches in flight: keep each under 32 MiB whatever the frame size. */
-	size_t maxf = ms_prefetch_batch_frames((size_t)c.batch, b.frame_bytes, 32u << 20);
+	/* Three batches in flight, each under 8 MiB whatever the frame size: then
+	 * a batch is still in the processor's last-level cache when it is tracked. */
+	size_t maxf = ms_prefetch_batch_frames((size_t)c.batch, b.frame_bytes, 8u << 20);
 	b.xyz = ms_xcalloc(maxf * rois.n, sizeof *b.xyz);
 	b.z_prev = ms_xcalloc(rois.n, sizeof *b.z_prev);
 	for (size_t i = 0; i < rois.n; i++)

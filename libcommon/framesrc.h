@@ -34,6 +34,9 @@ const char *ms_framesrc_name(const struct ms_framesrc *s);
  * f->seq for TIFFs (streams keep the camera's sequence numbers).
  */
 int ms_framesrc_next(struct ms_framesrc *s, struct ms_frame *f, ms_err *e);
+/* The same with the pixels in dst (frame_bytes): a TIFF page is read
+ * straight into it, a stream's frame copied; f->pixels is dst. */
+int ms_framesrc_next_into(struct ms_framesrc *s, struct ms_frame *f, void *dst, ms_err *e);
 /* Whether the next frame is at hand without waiting (always, for files). */
 bool ms_framesrc_ready(const struct ms_framesrc *s);
 void ms_framesrc_close(struct ms_framesrc *s);

@@ -50,11 +50,10 @@ static int fill(struct ms_prefetch *p, struct ms_frame_batch *b, ms_err *e)
 		struct ms_frame f;
 		/* Waiting for input is the one place the reader may be cancelled. */
 		pthread_setcancelstate(PTHREAD_CANCEL_ENABLE, NULL);
-		rc = ms_framesrc_next(p->src, &f, e);
+		rc = ms_framesrc_next_into(p->src, &f, b->pixels + b->nframes * p->frame_bytes, e);
 		pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, NULL);
 		if (rc <= 0)
 			break;
-		memcpy(b->pixels + b->nframes * p->frame_bytes, f.pixels, p->frame_bytes);
 		b->t_ns[b->nframes] = f.t_ns;
 		b->seq[b->nframes] = f.seq;
 		b->nframes++;
