@@ -212,7 +212,7 @@ size_t ms_radial_fit_scratch_len(int w, int oversample);
  * (Poisson variance, for data whose zero is zero photons); else all weigh
  * 1. The profile should be taken about (x, y), which must be within a few
  * tenths of a pixel of the centre. Returns 0, or -1 with NaN when a step
- * exceeds half a pixel, the fit is singular or too few bins remain.
+ * exceeds a pixel, the fit is singular or too few bins remain.
  */
 int ms_radial_fit(const float *roi, int w, double x, double y, const float *prof, int nb,
 		  int oversample, double rmin, int iters, int weighted, float *scratch, double *nx,

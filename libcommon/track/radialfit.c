@@ -280,8 +280,8 @@ int ms_radial_fit(const float *roi, int w, double x, double y, const float *prof
 		/* delta = -H^-1 b, since the model's derivative in c is -J */
 		double ddx = -(g.hyy * g.bx - g.hxy * g.by) / det;
 		double ddy = -(g.hxx * g.by - g.hxy * g.bx) / det;
-		/* a step beyond half a pixel means the template does not fit */
-		if (!(fabs(ddx) <= 0.5 && fabs(ddy) <= 0.5))
+		/* a step beyond a pixel means the template does not fit */
+		if (!(fabs(ddx) <= 1 && fabs(ddy) <= 1))
 			return -1;
 		cx += ddx;
 		cy += ddy;

@@ -410,13 +410,17 @@ static int fit_xy(const struct ms_tracker *t, struct ms_track_ws *ws, const floa
 	double margin = 2.0 / os;
 	int srows = saturated_rows(ws, roi, w, sat);
 	*rsat = saturated_radius(ws, w, srows, *x, *y);
-	/* (a core too big for the inner half skips the quick step) */
+	/* (a core too big for the inner half skips the quick step, and a
+	 * step that fails, on too thin an annulus, is simply not taken) */
 	if (*rsat >= 0 && os * *rsat + 2 < nb1 - 6) {
+		double qx, qy;
 		ms_radial_profile_n(roi, w, *x, *y, os, MS_PROFILE_LINEAR, nb1, ws->prof, ws->ps);
 		if (ms_radial_fit(roi, w, *x, *y, ws->prof, nb1, os, *rsat + margin, 1,
-				  p->fit_weighted, ws->rf, x, y) < 0)
-			return -1;
-		*rsat = saturated_radius(ws, w, srows, *x, *y);
+				  p->fit_weighted, ws->rf, &qx, &qy) == 0) {
+			*x = qx;
+			*y = qy;
+			*rsat = saturated_radius(ws, w, srows, *x, *y);
+		}
 	}
 	double dx = fmax(*x, w - 1 - *x), dy = fmax(*y, w - 1 - *y);
 	int nbx = (int)ceil(os * sqrt(dx * dx + dy * dy)) + 3;
@@ -454,11 +458,20 @@ static void track_core(const struct ms_tracker *t, struct ms_track_ws *ws, const
 	if (!bad && p->xy != MS_XY_COM)
 		bad = ms_autoconv(roi, w, x, y, 0, 0, ws->ac, &x, &y) < 0;
 	/* the radial fit starts from one exact-peak step (unbiased on an
-	 * unsaturated bead, and close enough for its template); QI from the
-	 * half-pixel step */
-	int acn = p->xy == MS_XY_RADIAL_FIT ? 1 : p->xy == MS_XY_QI ? 0 : p->autoconv_iters;
+	 * unsaturated bead, and close enough for its template), or, where
+	 * that fails (a clipped flat top is not band-limited, and Newton can
+	 * lose its peak), from the half-pixel step, which its first fit step
+	 * mends; QI starts from the half-pixel step */
+	if (!bad && p->xy == MS_XY_RADIAL_FIT) {
+		double fx, fy;
+		if (ms_autoconv_fine(roi, w, x, y, t->half_lines, ws->acf, &fx, &fy) == 0) {
+			x = fx;
+			y = fy;
+		}
+	}
+	int acn = p->xy == MS_XY_RADIAL_FIT || p->xy == MS_XY_QI ? 0 : p->autoconv_iters;
 	for (int i = 0; i < acn && !bad && p->xy != MS_XY_COM; i++)
-		bad = ((p->xy == MS_XY_AUTOCONV_FINE || p->xy == MS_XY_RADIAL_FIT)
+		bad = (p->xy == MS_XY_AUTOCONV_FINE
 		       ? ms_autoconv_fine(roi, w, x, y, t->half_lines, ws->acf, &x, &y)
 		       : ms_autoconv(roi, w, x, y, t->half_lines, p->xy_n_local, ws->ac, &x, &y)) < 0;
 	if (!bad && p->xy == MS_XY_QI)

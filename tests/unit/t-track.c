@@ -15,6 +15,7 @@
 
 #include "../lib/tap.h"
 #include "pool.h"
+#include "beadsim.h"
 #include "track/synth.h"
 #include "track/track.h"
 
@@ -1130,7 +1131,7 @@ static void test_fit_kernels(void)
 	for (int k = 0; k < W * W; k++)
 		img[k] = (float)(1000 * ms_rng_uniform(&g));
 	int rc = ms_radial_fit(img, W, 31.37, 32.81, prof, nb, 1, 0, 3, 0, rf, &x, &y);
-	tap_ok(rc < 0 ? isnan(x) && isnan(y) : (fabs(x - 31.37) <= 1.5 && fabs(y - 32.81) <= 1.5),
+	tap_ok(rc < 0 ? isnan(x) && isnan(y) : (fabs(x - 31.37) <= 3 && fabs(y - 32.81) <= 3),
 	       "noise against a bead's template: refused or within the step limits (rc %d)", rc);
 	tap_ok(ms_radial_fit(img, W, NAN, 3, prof, nb, 1, 0, 2, 0, rf, &x, &y) < 0 && isnan(x),
 	       "a NaN start is refused");
@@ -1332,6 +1333,51 @@ static void test_z_search(void)
 	ms_track_ws_free(ws);
 	ms_tracker_free(t);
 	lut_free(&lut);
+}
+
+/*
+ * The physical model's bright focal spot, clipped at full scale: from 0.5
+ * to 2 um above focus 30 to 120 pixels saturate, and the flat top defeats
+ * the exact autoconvolution step (a clipped top is not band-limited); the
+ * radial fit must still find the centre from the half-pixel one.
+ */
+static void test_saturated_model(void)
+{
+	struct ms_beadsim_params bp;
+	ms_beadsim_defaults(&bp);
+	bp.z_min_nm = 0;
+	bp.z_max_nm = 2000;
+	ms_err e;
+	struct ms_beadsim *s = ms_beadsim_new(&bp, &e);
+	struct ms_track_params p;
+	ms_track_params_default(&p);
+	struct ms_tracker *t = ms_tracker_new(&p, NULL, &e);
+	struct ms_track_ws *ws = ms_track_ws_new(t, &e);
+	float *img = xcalloc(64 * 64, sizeof *img);
+	uint16_t *u = xcalloc(64 * 64, sizeof *u);
+	double worst = 0;
+	int bad = 0, sat = 0;
+	for (double z = 0; z <= 2000; z += 125) {
+		double cx = 32.056, cy = 31.681;
+		ms_beadsim_fill(s, img, 64 * 64);
+		ms_beadsim_add(s, img, 64, 64, cx, cy, z, &e);
+		ms_beadsim_camera(img, 64 * 64, 0, 0, MS_PIX_U16, u, NULL);
+		struct ms_roi_in in = {.frame = u, .fmt = MS_PIX_U16, .stride = 64, .z_prev = NAN};
+		struct ms_xyz o;
+		ms_track_roi(t, ws, &in, &o, NULL);
+		bad += (o.flags & MS_TRK_XY_BAD) != 0;
+		sat += (o.flags & MS_TRK_SATURATED) != 0;
+		if (!(o.flags & MS_TRK_XY_BAD))
+			worst = fmax(worst, fmax(fabs(o.x - cx), fabs(o.y - cy)));
+	}
+	/* measured: 14 of 17 saturated, worst 0.0024 px */
+	tap_ok(bad == 0 && sat >= 12 && worst < 1.5 * 0.0024, "the model's saturated focal spot: "
+	       "%d of 17 saturated, none lost, worst error %.4f px", sat, worst);
+	free(u);
+	free(img);
+	ms_track_ws_free(ws);
+	ms_tracker_free(t);
+	ms_beadsim_free(s);
 }
 
 /* A saturated bead: flagged as such, x/y and z unharmed. */
@@ -1541,6 +1587,7 @@ int main(void)
 	test_z_pipeline();
 	test_z_search();
 	test_saturation();
+	test_saturated_model();
 	test_multibead();
 	test_lut_checks();
 	test_robust();
