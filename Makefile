@@ -8,6 +8,7 @@
 #   make bench      tracking throughput table (ROIs/s, frames/s)
 #   make bench-live the live rig at 500 frames/s for BENCH_SECONDS (60), then
 #                   the rate stepped up until frames drop (bench-live.tsv)
+#   make bench-e2e  ms-track on a multi-GB TIFF in /tmp: ROIs/s and peak RSS
 #   make install PREFIX=/usr/local
 
 VERSION  := 0.1.0
@@ -66,7 +67,7 @@ V4L2SHIM := $(O)/tests/lib/v4l2-shim.so
 MANSRC   := $(sort $(wildcard man/*.scd))
 MANPAGES := $(MANSRC:man/%.scd=$(O)/man/%)
 
-.PHONY: all deps check demo bench bench-live install clean man completions lint-man
+.PHONY: all deps check demo bench bench-e2e bench-live install clean man completions lint-man
 all: $(LIB) $(BINS)
 
 deps:
@@ -135,6 +136,9 @@ BENCH_STEP_SECONDS ?= 10
 bench-live: all
 	BENCH_SECONDS=$(BENCH_SECONDS) BENCH_STEP_SECONDS=$(BENCH_STEP_SECONDS) \
 	MS_BIN=$(CURDIR)/$(BINDIR) tools/bench-live --tsv bench-live.tsv
+# ms-track on a multi-GB TIFF in /tmp (E2E_DIR) against the kernel's rate
+bench-e2e: all $(BENCH)
+	MS_BIN=$(CURDIR)/$(BINDIR) MS_BENCH=$(CURDIR)/$(BENCH) tools/bench-e2e $(E2E_DIR)
 
 install: all $(MANPAGES)
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/man/man1 \

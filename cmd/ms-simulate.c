@@ -48,7 +48,7 @@ enum {
 	OPT_FIXED_Z, OPT_TETHERED_Z, OPT_TETHERED_Z_SIGMA, OPT_TETHERED_XY_SIGMA,
 	OPT_FOCUS, OPT_PHOTONS, OPT_READ_NOISE, OPT_FORMAT, OPT_FPS, OPT_FAST, OPT_START,
 	OPT_SEED, OPT_ROI_SIZE, OPT_MIN_SEP, OPT_TRUTH, OPT_ROIS_OUT, OPT_SWEEP, OPT_FRAMES_PER_STEP,
-	OPT_ZFILE, OPT_CONTROL, OPT_FAST_RENDER,
+	OPT_ZFILE, OPT_CONTROL, OPT_FAST_RENDER, OPT_CRLB,
 };
 
 #define NOISE_BANK (1u << 20)	/* normal deviates for --fast-render's camera */
@@ -83,13 +83,15 @@ static const struct ms_opt options[] = {
 	{ "control", OPT_CONTROL, "PATH", "take control commands at this socket (or FIFO)", "file" },
 	{ "fast-render", OPT_FAST_RENDER, NULL, "render for speed, not accuracy: for live rigs and benchmarks", NULL },
 	MS_FRAMEOUT_OPTS,
+	{ "crlb", OPT_CRLB, NULL, "print the Cramer-Rao bound on x, y, z of one bead (per sweep step) and exit", NULL },
 	MS_OPT_VERBOSE, MS_OPT_QUIET, MS_OPT_HELP, MS_OPT_VERSION, MS_OPTS_END,
 };
 
 static const struct ms_cmd cmd = {
 	.name = "ms-simulate",
 	.synopsis = "[-n N] [--fast] [--fixed N] [--tethered N] [--truth FILE] [--rois-out FILE] [-o FILE.tif]\n"
-	            "--sweep START:STOP:STEP [--frames-per-step N] [--zfile FILE] [-o FILE.tif]",
+	            "--sweep START:STOP:STEP [--frames-per-step N] [--zfile FILE] [-o FILE.tif]\n"
+	            "--crlb [--fixed-z NM | --sweep START:STOP:STEP] [--photons N] [--read-noise E]",
 	.summary = "A simulated bead camera: fixed and tethered beads in brightfield (MagTrack's\n"
 	           "optical model), shot and read noise; a frame stream on standard output,\n"
 	           "or a TIFF stack with -o.",
@@ -120,6 +122,7 @@ struct config {
 	long sw_steps;		/* positions: START + STEP * [0, sw_steps) */
 	long per_step;
 	bool per_step_set, focus_set;
+	bool crlb;
 	int verbose;		/* -1 quiet, 0 normal, 1 verbose */
 	bool fast_render;
 	struct ms_frameout_opts out;
@@ -259,6 +262,7 @@ static void parse_args(struct config *c, int argc, char **argv)
 		case OPT_OUTPUT: c->output = arg; break;
 		case OPT_CONTROL: c->control = arg; break;
 		case OPT_FAST_RENDER: c->fast_render = true; break;
+		case OPT_CRLB: c->crlb = true; break;
 		case 'v': c->verbose = 1; break;
 		case 'q': c->verbose = -1; break;
 		}
@@ -271,9 +275,13 @@ static void parse_args(struct config *c, int argc, char **argv)
 		ms_usage_error("--focus and --sweep both set the focus; give one");
 	if (c->sweep && !c->frames_set)
 		c->frames = (uint64_t)c->sw_steps * (uint64_t)c->per_step;
+	if (c->crlb && !(c->photons > 0))
+		ms_usage_error("--crlb needs --photons above 0: without noise there is no bound");
+	if (c->crlb && (c->output || c->truth || c->rois_out || c->zfile))
+		ms_usage_error("--crlb prints a table and writes no frames or side files");
 	if (c->output && c->out.shm)
 		ms_usage_error("--shm is for a frame stream on standard output, not a TIFF (-o)");
-	if (!c->output && isatty(STDOUT_FILENO))
+	if (!c->crlb && !c->output && isatty(STDOUT_FILENO))
 		ms_usage_error("standard output is a terminal: redirect the frame stream or give -o FILE");
 }
 
@@ -656,11 +664,54 @@ static void wait_until(struct run *r, const struct timespec *t0, double ns)
 	}
 }
 
+/*
+ * --crlb: the Cramer-Rao bound for one bead at the centre of a ROI, at
+ * the z of each sweep step (or the one z), with this run's camera.
+ */
+static int run_crlb(const struct config *c)
+{
+	double z0 = c->fixed_z + (c->sweep ? c->sw_start : c->focus);
+	double z1 = c->fixed_z + (c->sweep ? c->sw_start + (double)(c->sw_steps - 1) * c->sw_step
+	                                   : c->focus);
+	struct ms_beadsim_params bp;
+	ms_beadsim_defaults(&bp);
+	bp.nm_per_px = c->nm_per_px;
+	bp.render_radius_px = 0.75 * (double)c->roi_size;
+	bp.z_min_nm = floor(fmin(z0, z1) / bp.dz_nm) * bp.dz_nm - 2 * bp.dz_nm;
+	bp.z_max_nm = ceil(fmax(z0, z1) / bp.dz_nm) * bp.dz_nm + 2 * bp.dz_nm;
+	if (bp.z_max_nm - bp.z_min_nm > Z_SPAN_MAX)
+		ms_usage_error("the bound would span z %g..%g nm, more than the %g um one run may",
+		               fmin(z0, z1), fmax(z0, z1), Z_SPAN_MAX / 1000);
+	ms_err e = { "" };
+	struct ms_beadsim *sim = ms_beadsim_new(&bp, &e);
+	if (!sim)
+		ms_die("%s", e.msg);
+	struct ms_crlb_camera cam = {
+		.photons = c->photons, .read_noise_e = c->read_noise,
+		.adu_e = c->photons / ms_pixfmt_max(c->fmt),
+	};
+	double w2 = (double)(c->roi_size / 2);
+	printf("# z_nm\tcrlb_x_px\tcrlb_y_px\tcrlb_z_nm\n");
+	long steps = c->sweep ? c->sw_steps : 1;
+	for (long k = 0; k < steps; k++) {
+		double z = c->fixed_z + (c->sweep ? c->sw_start + (double)k * c->sw_step : c->focus);
+		struct ms_crlb b;
+		if (ms_beadsim_crlb(sim, (int)c->roi_size, w2, w2, z, &cam, &b, &e) < 0)
+			ms_die("%s", e.msg);
+		printf("%.6g\t%.6g\t%.6g\t%.6g\n", z, b.x_px, b.y_px, b.z_nm);
+	}
+	ms_beadsim_free(sim);
+	ms_close_stdout();
+	return MS_EXIT_OK;
+}
+
 int main(int argc, char **argv)
 {
 	struct run r = { .still_z = NAN };
 	parse_args(&r.c, argc, argv);
 	struct config *cp = &r.c;
+	if (cp->crlb)
+		return run_crlb(cp);
 	ms_err e = { "" };
 	struct timespec t_setup;
 	clock_gettime(CLOCK_MONOTONIC, &t_setup);

@@ -73,8 +73,9 @@ static const struct ms_cmd cmd = {
 	           "dated tracks and video files in a folder with --data-dir.",
 	.opts = options,
 	.operands = "file:*.@(tif|tiff|frames)",
-	.epilog = "Pipeline per ROI: centre of mass -> autoconvolution sub-pixel x/y -> radial\n"
-	          "profile -> Z-LUT match (Pearson) with a weighted parabola. See ms-track(1).",
+	.epilog = "Pipeline per ROI: centre of mass -> autoconvolution -> x/y by a fit of the bead's\n"
+	          "own radial profile (radial-fit) -> radial profile -> z: Pearson match against the\n"
+	          "Z-LUT interpolated along z. Methods, costs and accuracy: see ms-track(1).",
 };
 
 struct config {
@@ -273,6 +274,15 @@ static void track_one(void *ctx, size_t item, int worker)
 		.lut_bead = st->lut_bead[r],
 		.z_prev = st->z_prev[r],
 	};
+	/* the next item is most often this worker's next: its rows are on their way */
+	if (item + 1 < st->nframes * nrois) {
+		size_t f1 = (item + 1) / nrois, r1 = (item + 1) % nrois;
+		struct ms_roi_in next = in;
+		next.frame = st->frames + f1 * st->frame_bytes;
+		next.x0 = st->rois.roi[r1].x0;
+		next.y0 = st->rois.roi[r1].y0;
+		ms_track_prefetch(st->tracker, &next);
+	}
 	ms_track_roi(st->tracker, st->ws[worker], &in, &st->xyz[item], NULL);
 }
 
@@ -760,8 +770,9 @@ int main(int argc, char **argv)
 	st.nthreads = ms_pool_threads(pool);
 	st.ws = ms_xcalloc((size_t)st.nthreads, sizeof *st.ws);
 	make_workspaces(&st);
-	/* Three batches in flight: keep each under 32 MiB whatever the frame size. */
-	st.maxf = ms_prefetch_batch_frames((size_t)c.batch, st.frame_bytes, 32u << 20);
+	/* Three batches in flight, each under 8 MiB whatever the frame size: then
+	 * a batch is still in the processor's last-level cache when it is tracked. */
+	st.maxf = ms_prefetch_batch_frames((size_t)c.batch, st.frame_bytes, 8u << 20);
 	resize_per_roi(&st, NULL, NULL);
 	if (map_lut_beads(st.lut, &st.rois, st.lut_bead))
 		ms_die("%s: has tables for %zu beads but not for every bead of %s", c.zlut_path,

@@ -733,3 +733,124 @@ double ms_ou_stationary_sd(double theta, double sigma, double dt)
 	double d = theta * (2 - theta * dt);
 	return d > 0 ? sigma / sqrt(d) : INFINITY;
 }
+
+/* ---- the Cramer-Rao bound ---------------------------------------------- */
+
+#define CRLB_NP 5		/* x, y, z, gain, offset */
+
+/* The w x w image of one bead, clipped as the camera clips it. */
+static int crlb_render(const struct ms_beadsim *s, float *img, int w, double cx, double cy,
+                       double z, ms_err *e)
+{
+	size_t n = (size_t)w * (size_t)w;
+	ms_beadsim_fill(s, img, n);
+	if (ms_beadsim_add(s, img, w, w, cx, cy, z, e) < 0)
+		return -1;
+	for (size_t i = 0; i < n; i++)
+		img[i] = img[i] < 0 ? 0 : img[i] > 1 ? 1 : img[i];
+	return 0;
+}
+
+/* Invert a symmetric positive definite matrix in place (Gauss-Jordan with
+ * partial pivoting); -1 when singular. */
+static int invert(double a[CRLB_NP][CRLB_NP], int n)
+{
+	double inv[CRLB_NP][CRLB_NP] = { { 0 } };
+	for (int i = 0; i < n; i++)
+		inv[i][i] = 1;
+	for (int c = 0; c < n; c++) {
+		int piv = c;
+		for (int r = c + 1; r < n; r++)
+			if (fabs(a[r][c]) > fabs(a[piv][c]))
+				piv = r;
+		if (!(fabs(a[piv][c]) > 1e-300))
+			return -1;
+		for (int k = 0; k < n; k++) {
+			double t = a[c][k]; a[c][k] = a[piv][k]; a[piv][k] = t;
+			t = inv[c][k]; inv[c][k] = inv[piv][k]; inv[piv][k] = t;
+		}
+		double d = a[c][c];
+		for (int k = 0; k < n; k++) {
+			a[c][k] /= d;
+			inv[c][k] /= d;
+		}
+		for (int r = 0; r < n; r++) {
+			if (r == c)
+				continue;
+			double f = a[r][c];
+			for (int k = 0; k < n; k++) {
+				a[r][k] -= f * a[c][k];
+				inv[r][k] -= f * inv[c][k];
+			}
+		}
+	}
+	memcpy(a, inv, sizeof inv);
+	return 0;
+}
+
+int ms_beadsim_crlb(const struct ms_beadsim *s, int w, double cx, double cy, double z_nm,
+                    const struct ms_crlb_camera *cam, struct ms_crlb *out, ms_err *e)
+{
+	const double dxy = 0.02, dz = 2.0;
+	if (!(cam->photons > 0) || !(cam->read_noise_e >= 0) || !(cam->adu_e >= 0))
+		return ms_err_set(e, "Cramer-Rao bound: needs photons > 0 (not %g) and a read noise "
+		                  ">= 0", cam->photons);
+	if (w < 2 || w > 4096)
+		return ms_err_set(e, "Cramer-Rao bound: bad ROI size %d", w);
+	size_t n = (size_t)w * (size_t)w;
+	float *buf = malloc(7 * n * sizeof *buf);
+	if (!buf)
+		return ms_err_set(e, "Cramer-Rao bound: out of memory");
+	float *img = buf, *d[6];
+	for (int k = 0; k < 6; k++)
+		d[k] = buf + (size_t)(k + 1) * n;
+	/* d[2k], d[2k+1]: the image at theta_k + and - its step */
+	int rc = crlb_render(s, img, w, cx, cy, z_nm, e);
+	if (rc == 0)
+		rc = crlb_render(s, d[0], w, cx + dxy, cy, z_nm, e);
+	if (rc == 0)
+		rc = crlb_render(s, d[1], w, cx - dxy, cy, z_nm, e);
+	if (rc == 0)
+		rc = crlb_render(s, d[2], w, cx, cy + dxy, z_nm, e);
+	if (rc == 0)
+		rc = crlb_render(s, d[3], w, cx, cy - dxy, z_nm, e);
+	if (rc == 0)
+		rc = crlb_render(s, d[4], w, cx, cy, z_nm + dz, e);
+	if (rc == 0)
+		rc = crlb_render(s, d[5], w, cx, cy, z_nm - dz, e);
+	if (rc < 0) {
+		free(buf);
+		return -1;
+	}
+	double F[CRLB_NP][CRLB_NP] = { { 0 } };
+	double ph = cam->photons;
+	double extra = cam->read_noise_e * cam->read_noise_e + cam->adu_e * cam->adu_e / 12;
+	for (size_t i = 0; i < n; i++) {
+		double mu = ph * img[i];
+		double var = mu + extra;
+		if (!(var > 0))
+			continue;
+		/* d mu / d theta: x, y, z by differences; gain mu/g at g = 1; offset 1 */
+		double g[CRLB_NP] = {
+			ph * ((double)d[0][i] - d[1][i]) / (2 * dxy),
+			ph * ((double)d[2][i] - d[3][i]) / (2 * dxy),
+			ph * ((double)d[4][i] - d[5][i]) / (2 * dz),
+			mu,
+			ph,
+		};
+		/* a saturated pixel reads full scale whatever the parameters */
+		if (img[i] >= 1)
+			continue;
+		for (int a = 0; a < CRLB_NP; a++)
+			for (int b = 0; b < CRLB_NP; b++)
+				F[a][b] += g[a] * g[b] / var;
+	}
+	free(buf);
+	if (invert(F, CRLB_NP) < 0 || !(F[0][0] > 0 && F[1][1] > 0 && F[2][2] > 0))
+		return ms_err_set(e, "Cramer-Rao bound: the Fisher information is singular at z %g nm "
+		                  "(no contrast?)", z_nm);
+	out->x_px = sqrt(F[0][0]);
+	out->y_px = sqrt(F[1][1]);
+	out->z_nm = sqrt(F[2][2]);
+	return 0;
+}

@@ -107,6 +107,39 @@ int ms_beadsim_add(const struct ms_beadsim *s, float *img, int width, int height
 void ms_beadsim_camera(const float *in, size_t n, double photons, double read_noise_e,
                        enum ms_pixfmt fmt, void *out, struct ms_rng *rng);
 
+/* ---- the Cramer-Rao bound ----------------------------------------------- */
+
+/* What the bound assumes about the camera; photons > 0. */
+struct ms_crlb_camera {
+	double photons;		/* photo-electrons per unit intensity */
+	double read_noise_e;	/* read noise, electrons RMS */
+	double adu_e;		/* electrons per output count (quantisation), 0: none */
+};
+
+/* The bound, standard deviations: x and y in pixels, z in nm. */
+struct ms_crlb {
+	double x_px, y_px, z_nm;
+};
+
+/*
+ * The Cramer-Rao lower bound on x, y and z of one bead centred at (cx, cy)
+ * (pixels) of a w x w ROI at defocus z_nm, seen through the camera of
+ * ms_beadsim_camera. The expected count of pixel i is mu_i = photons *
+ * clip(I_i, 0, 1), I the rendered image. Each pixel is taken as Gaussian
+ * with variance mu_i + read_noise^2 + adu^2 / 12 (Poisson plus read noise
+ * plus quantisation, the usual approximation for a camera that adds read
+ * noise to shot noise), so the Fisher information is F_jk = sum_i
+ * (d mu_i / d theta_j)(d mu_i / d theta_k) / var_i. The parameters are x,
+ * y, z and, as nuisances, the image's gain and offset (a tracker knows
+ * neither: Pearson matching ignores both); the bound is sqrt(diag(F^-1)).
+ * Derivatives are central differences of the rendered model (0.02 px,
+ * 2 nm), which is smooth at those steps. A saturated pixel has no
+ * derivative and so adds nothing. Returns 0, or -1 when z is outside the
+ * model's table or F is singular.
+ */
+int ms_beadsim_crlb(const struct ms_beadsim *s, int w, double cx, double cy, double z_nm,
+                    const struct ms_crlb_camera *cam, struct ms_crlb *out, ms_err *e);
+
 /*
  * The camera for speed (ms-simulate --fast-render): the same clipping and
  * quantisation, but the shot and read noise drawn as a Gaussian of the

@@ -168,8 +168,19 @@ const char *ms_framesrc_name(const struct ms_framesrc *s)
 
 int ms_framesrc_next(struct ms_framesrc *s, struct ms_frame *f, ms_err *e)
 {
-	if (s->stream)
-		return ms_freader_next(s->stream, f, e);
+	return ms_framesrc_next_into(s, f, NULL, e);
+}
+
+int ms_framesrc_next_into(struct ms_framesrc *s, struct ms_frame *f, void *dst, ms_err *e)
+{
+	if (s->stream) {
+		int rc = ms_freader_next(s->stream, f, e);
+		if (rc > 0 && dst) {
+			memcpy(dst, f->pixels, ms_frame_bytes(&f->info));
+			f->pixels = dst;
+		}
+		return rc;
+	}
 	while (s->tiff && s->tiff_frame >= ms_tiff_frames(s->tiff)) {
 		ms_tiff_close_read(s->tiff);
 		s->tiff = NULL;
@@ -184,13 +195,14 @@ int ms_framesrc_next(struct ms_framesrc *s, struct ms_frame *f, ms_err *e)
 	if (!s->tiff)
 		return 0;
 	uint64_t t_ns;
-	if (ms_tiff_read(s->tiff, s->tiff_frame, s->pixels, &t_ns, e) < 0)
+	void *px = dst ? dst : s->pixels;
+	if (ms_tiff_read(s->tiff, s->tiff_frame, px, &t_ns, e) < 0)
 		return -1;
 	s->tiff_frame++;
 	f->seq = s->next_seq++;
 	f->t_ns = t_ns;
 	f->info = *ms_tiff_info(s->tiff);
-	f->pixels = s->pixels;
+	f->pixels = px;
 	return 1;
 }
 

@@ -37,6 +37,9 @@ const char *ms_framesrc_name(const struct ms_framesrc *s);
 int ms_framesrc_next(struct ms_framesrc *s, struct ms_frame *f, ms_err *e);
 /* Reads of a stream give up once fd is readable (see ms_freader_set_wake_fd). */
 void ms_framesrc_set_wake_fd(struct ms_framesrc *s, int fd);
+/* The same with the pixels in dst (frame_bytes): a TIFF page is read
+ * straight into it, a stream's frame copied; f->pixels is dst. */
+int ms_framesrc_next_into(struct ms_framesrc *s, struct ms_frame *f, void *dst, ms_err *e);
 /* Whether the next frame is at hand without waiting (always, for files). */
 bool ms_framesrc_ready(const struct ms_framesrc *s);
 /*

@@ -51,10 +51,9 @@ static int fill(struct ms_prefetch *p, struct ms_frame_batch *b, ms_err *e)
 		if (b->nframes > 0 && !ms_framesrc_ready(p->src))
 			break;
 		struct ms_frame f;
-		rc = ms_framesrc_next(p->src, &f, e);
+		rc = ms_framesrc_next_into(p->src, &f, b->pixels + b->nframes * p->frame_bytes, e);
 		if (rc <= 0)
 			break;
-		memcpy(b->pixels + b->nframes * p->frame_bytes, f.pixels, p->frame_bytes);
 		b->t_ns[b->nframes] = f.t_ns;
 		b->seq[b->nframes] = f.seq;
 		b->nframes++;

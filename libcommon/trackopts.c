@@ -1,6 +1,8 @@
 /* trackopts: shared tracking options; see trackopts.h. */
 #include "trackopts.h"
 
+#include <string.h>
+
 #include "err.h"
 #include "rois.h"
 
@@ -31,6 +33,34 @@ int ms_trackopts_apply(struct ms_track_params *p, const struct ms_cli *c, int ke
 	case 7: p->weighting = ms_cli_choice(c, arg, ms_weighting_names); return 1;
 	case 8: p->z = ms_cli_choice(c, arg, ms_z_names); return 1;
 	case 9: p->z_n_local = odd_points(c, arg); return 1;
+	case 10: p->z_fit = ms_cli_choice(c, arg, ms_z_fit_names); return 1;
+	case 12: p->fit_iters = (int)ms_cli_long(c, arg, 1, 20); return 1;
+	case 13: {
+		static const char *const wts[] = {"uniform", "poisson", NULL};
+		p->fit_weighted = ms_cli_choice(c, arg, wts);
+		return 1;
+	}
+	case 14: p->z_weights = ms_cli_choice(c, arg, ms_z_weights_names); return 1;
+	case 15: p->qi_iters = (int)ms_cli_long(c, arg, 1, 100); return 1;
+	case 16: p->qi_radial = (int)ms_cli_long(c, arg, 4, 128); return 1;
+	case 17: p->qi_angular = (int)ms_cli_long(c, arg, 1, 1024); return 1;
+	case 18: {
+		char *colon = strchr(arg, ':');
+		double lo, hi;
+		char buf[64];
+		if (!colon || strlen(arg) >= sizeof buf)
+			ms_usage_error("invalid value '%s' for --qi-radius: expected MIN:MAX (pixels)", arg);
+		memcpy(buf, arg, (size_t)(colon - arg));
+		buf[colon - arg] = '\0';
+		if (ms_parse_double(buf, &lo) < 0 || ms_parse_double(colon + 1, &hi) < 0 ||
+		    !(lo >= 0 && hi > lo && hi <= 256))
+			ms_usage_error("invalid value '%s' for --qi-radius: expected MIN:MAX with "
+				       "0 <= MIN < MAX <= 256", arg);
+		p->qi_rmin = lo;
+		p->qi_rmax = hi;
+		return 1;
+	}
+	case 11: p->z_search = (int)ms_cli_long(c, arg, 0, 100000); return 1;
 	}
 	return 0;
 }

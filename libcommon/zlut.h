@@ -5,7 +5,8 @@
  *   - native HDF5: group /zlut with datasets z_nm (nplanes, f64),
  *     profiles (nbeads, nplanes, plen, f32), bead_ids (nbeads, u32) and
  *     attributes roi_size, nm_per_px, profile_oversample, profile_weighting
- *     ("nearest", "linear"), created (ISO 8601), mstk_version;
+ *     (ms_weighting_names: "nearest", "linear", ...), created (ISO 8601),
+ *     mstk_version;
  *   - MagScope's text matrix: (1 + plen) rows x nplanes columns, row 0 the
  *     z in nm, whitespace-separated, '%.18e' as numpy writes it. One bead.
  * ms_zlut_load() tells them apart by the HDF5 signature. Writes are atomic
@@ -28,7 +29,7 @@ struct ms_zlut {
 	int roi_size;		/* 0: unknown (text tables) */
 	double nm_per_px;	/* 0: unknown */
 	int oversample;		/* radial profile oversampling; 0: unknown */
-	char weighting[16];	/* "nearest", "linear", or "" if unknown */
+	char weighting[16];	/* "nearest", "linear", "cubic", "bilinear", "area"; "" if unknown */
 	char created[40];	/* ISO 8601 local time, "" if unknown */
 };
 

@@ -1,14 +1,17 @@
 /*
  * ms-bench: tracking throughput, in ROIs per second, of each kernel and of
- * the whole XYZ pipeline (centre of mass, autoconvolution x(1+5), radial
- * profile, Pearson z on a 121-plane LUT, all at the default parameters:
- * "xyz-pipeline" with MagTrack's parabola, "xyz-fine" with the exact
- * autoconvolution peak; both with the default cubic profile), at 64 and 128
- * px, from u8 and u16 frames, on 1 and 2 threads through ms_pool. The frames hold a grid
- * of synthetic ring beads (libcommon/track/synth) at random sub-pixel
- * offsets and heights, with Poisson noise. Prints a table; --tsv FILE
- * also writes it as TSV. A measurement, not a test: it never fails on
- * speed.
+ * the whole XYZ pipeline with each x/y method (radial-fit, the default;
+ * QI; autoconv-fine; MagTrack's autoconv; the centre of mass alone), all
+ * else at the defaults (linear profile, radius-weighted Pearson z with the
+ * cubic fit on a 121-plane LUT), at 64 and 128 px, from u8 and u16 frames,
+ * on 1 and 2 threads through ms_pool. The frames hold a grid of synthetic
+ * ring beads (libcommon/track/synth) at random sub-pixel offsets within
+ * +-2 px and heights within +-5 um, with Poisson noise. Each cell runs for
+ * --time seconds in 5 slices and keeps the best slice's rate (on a shared
+ * machine the least disturbed); it also reports the CPU time per ROI over
+ * the whole cell, which other processes disturb less, and for 2 threads
+ * the speed-up over 1. Prints a table; --tsv FILE also writes it as TSV.
+ * A measurement, not a test: it never fails on speed.
  */
 #include <getopt.h>
 #include <math.h>
@@ -25,18 +28,20 @@
 #define NB_X 8		/* beads per frame: a NB_X x NB_Y grid of ROIs */
 #define NB_Y 8
 #define NPLANES 121
+#define MAX_ROWS 200
 
 struct row {
-	const char *kernel;
+	char kernel[32];
 	int roi;
 	const char *input;
 	int threads;
-	double rois_per_s;
+	double rois_per_s, cpu_us, speedup;
 };
 
 struct bench {
 	double cell_s;		/* seconds per measurement */
-	struct row rows[96];
+	int only_roi;		/* 0: 64 and 128 */
+	struct row rows[MAX_ROWS];
 	int nrows;
 };
 
@@ -58,18 +63,43 @@ static double now_s(void)
 	return ts.tv_sec + ts.tv_nsec * 1e-9;
 }
 
-static void add_row(struct bench *b, const char *kernel, int roi, const char *input, int threads,
-		    double rate)
+static double cpu_s(void)
 {
+	struct timespec ts;
+	clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+	return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+static void print_row(const struct row *r)
+{
+	printf("%-22s %4d  %-4s %7d  %10.0f  %8.2f  %8.2f", r->kernel, r->roi, r->input,
+	       r->threads, r->rois_per_s, 1e6 / r->rois_per_s, r->cpu_us);
+	if (r->speedup > 0)
+		printf("  %5.2fx", r->speedup);
+	printf("\n");
+	fflush(stdout);
+}
+
+static void add_row(struct bench *b, const char *kernel, int roi, const char *input, int threads,
+		    double rate, double cpu_us)
+{
+	if (b->nrows == MAX_ROWS)
+		ms_die("too many rows");
 	struct row *r = &b->rows[b->nrows++];
-	r->kernel = kernel;
+	snprintf(r->kernel, sizeof r->kernel, "%s", kernel);
 	r->roi = roi;
 	r->input = input;
 	r->threads = threads;
 	r->rois_per_s = rate;
-	printf("%-16s %4d  %-4s %7d  %12.0f  %9.2f\n", kernel, roi, input, threads, rate,
-	       1e6 / rate);
-	fflush(stdout);
+	r->cpu_us = cpu_us;
+	r->speedup = 0;
+	for (int i = 0; threads > 1 && i < b->nrows - 1; i++) {
+		const struct row *o = &b->rows[i];
+		if (o->threads == 1 && o->roi == roi && !strcmp(o->kernel, kernel) &&
+		    !strcmp(o->input, input))
+			r->speedup = rate / o->rois_per_s;
+	}
+	print_row(r);
 }
 
 static void job_roi(void *ctx, size_t i, int worker)
@@ -84,14 +114,16 @@ static void job_roi(void *ctx, size_t i, int worker)
 }
 
 /*
- * Kernel timing: run body over all ROIs until a slice of cell_s/SLICES has
- * passed, SLICES times, and keep the best slice's rate: on a shared
- * machine the best slice is the one least disturbed by other work.
+ * Run body over all ROIs until a slice of cell_s/SLICES has passed, SLICES
+ * times; rate gets the best slice's ROIs/s, cpu the CPU microseconds per
+ * ROI over all slices.
  */
 #define SLICES 5
 #define TIME_LOOP(b, nroi, body)                                              \
 	do {                                                                  \
 		rate = 0;                                                     \
+		double c0_ = cpu_s();                                         \
+		long total_ = 0;                                              \
 		for (int s_ = 0; s_ < SLICES; s_++) {                         \
 			double t0_ = now_s(), t1_;                            \
 			long n_ = 0;                                          \
@@ -104,10 +136,34 @@ static void job_roi(void *ctx, size_t i, int worker)
 			} while (t1_ - t0_ < (b)->cell_s / SLICES);           \
 			if (n_ / (t1_ - t0_) > rate)                          \
 				rate = n_ / (t1_ - t0_);                      \
+			total_ += n_;                                         \
 		}                                                             \
+		cpu = 1e6 * (cpu_s() - c0_) / total_;                         \
 	} while (0)
 
-static void bench_size(struct bench *b, int w)
+/* A 121-plane LUT from clean centred beads, with the default profile. */
+static void make_lut(struct ms_zlut *lut, const struct ms_track_params *p, int w)
+{
+	size_t plen = ms_profile_len(w, p->oversample);
+	*lut = (struct ms_zlut){.nplanes = NPLANES, .plen = plen, .nbeads = 1, .roi_size = w,
+				.oversample = p->oversample};
+	snprintf(lut->weighting, sizeof lut->weighting, "%s", ms_weighting_names[p->weighting]);
+	lut->z_nm = ms_xmalloc(NPLANES * sizeof *lut->z_nm);
+	lut->profiles = ms_xmalloc(NPLANES * plen * sizeof *lut->profiles);
+	lut->bead_ids = ms_xcalloc(1, sizeof *lut->bead_ids);
+	float *one = ms_xmalloc((size_t)w * w * sizeof *one);
+	float *ps = ms_xmalloc(ms_profile_scratch_len(w, p->oversample) * sizeof(float));
+	for (int k = 0; k < NPLANES; k++) {
+		lut->z_nm[k] = -6000 + 100.0 * k;
+		ms_synth_bead(one, w, w, w, w / 2, w / 2, lut->z_nm[k], 2);
+		ms_radial_profile(one, w, w / 2, w / 2, p->oversample, p->weighting,
+				  lut->profiles + k * plen, ps);
+	}
+	free(ps);
+	free(one);
+}
+
+static void bench_size(struct bench *b, int w, int max_threads)
 {
 	int nroi = NB_X * NB_Y, fw = NB_X * w, fh = NB_Y * w;
 	size_t w2 = (size_t)w * w;
@@ -128,104 +184,115 @@ static void bench_size(struct bench *b, int w)
 	ms_synth_quantise(img, fw, fh, fw, 120, &g, MS_PIX_U8, f8, fw);
 	ms_synth_quantise(img, fw, fh, fw, 20000, &g, MS_PIX_U16, f16, fw);
 
-	/* a 121-plane LUT from clean centred beads */
 	struct ms_track_params p;
 	ms_track_params_default(&p);
 	p.roi_size = w;
-	size_t plen = ms_profile_len(w, p.oversample);
-	struct ms_zlut lut = {.nplanes = NPLANES, .plen = plen, .nbeads = 1, .roi_size = w,
-			      .oversample = p.oversample};
-	snprintf(lut.weighting, sizeof lut.weighting, "%s", ms_weighting_names[p.weighting]);
-	lut.z_nm = ms_xmalloc(NPLANES * sizeof *lut.z_nm);
-	lut.profiles = ms_xmalloc(NPLANES * plen * sizeof *lut.profiles);
-	float *one = ms_xmalloc(w2 * sizeof *one);
-	float *ps = ms_xmalloc(ms_profile_scratch_len(w, p.oversample) * sizeof(float));
-	for (int k = 0; k < NPLANES; k++) {
-		lut.z_nm[k] = -6000 + 100.0 * k;
-		ms_synth_bead(one, w, w, w, w / 2, w / 2, lut.z_nm[k], 2);
-		ms_radial_profile(one, w, w / 2, w / 2, p.oversample, p.weighting,
-				  lut.profiles + k * plen, ps);
-	}
-	struct ms_tracker *t = ms_tracker_new(&p, &lut, &e);
-	if (!t)
-		ms_die("%s", e.msg);
+	struct ms_zlut lut;
+	make_lut(&lut, &p, w);
+	size_t plen = ms_profile_len(w, p.oversample), st = ms_z_stride(plen);
+	int nbm = (int)ms_profile_max_len(w, 1);
 
 	/* the ROIs as floats for the kernels alone, with their centres */
 	float *rois = ms_xmalloc(w2 * nroi * sizeof *rois);
 	double *cx = ms_xmalloc(nroi * sizeof *cx), *cy = ms_xmalloc(nroi * sizeof *cy);
 	double *bg = ms_xmalloc(nroi * sizeof *bg);
 	uint32_t hist[MS_ROI_HIST_LEN];
+	float *ac = ms_xmalloc(ms_autoconv_scratch_len(w) * sizeof(float));
+	float *ps = ms_xmalloc(ms_profile_scratch_len(w, 1) * sizeof(float));
 	for (int i = 0; i < nroi; i++) {
 		ms_roi_load(f16, MS_PIX_U16, fw, (i % NB_X) * w, (i / NB_X) * w, w, rois + i * w2,
 			    &bg[i], hist);
 		ms_com(rois + i * w2, w, MS_COM_BG_MEDIAN, bg[i], &cx[i], &cy[i], NULL);
+		ms_autoconv(rois + i * w2, w, cx[i], cy[i], 0, 0, ac, &cx[i], &cy[i]);
 	}
-	float *ac = ms_xmalloc(ms_autoconv_scratch_len(w) * sizeof(float));
-	float *prof = ms_xmalloc(plen * sizeof *prof), *pn = ms_xmalloc(ms_z_stride(plen) * 4);
-	float *planes = ms_xmalloc(NPLANES * ms_z_stride(plen) * sizeof *planes);
+	float *prof = ms_xmalloc(nbm * sizeof *prof), *pn = ms_xmalloc(st * sizeof *pn);
+	float *planes = ms_xmalloc(NPLANES * st * sizeof *planes);
 	float *scores = ms_xmalloc(NPLANES * sizeof *scores);
+	float *gram = ms_xmalloc(NPLANES * 4 * sizeof *gram), *sw = ms_xmalloc(st * sizeof *sw);
+	ms_z_bin_weights(plen, MS_ZW_RADIUS, sw);
 	for (int k = 0; k < NPLANES; k++)
-		ms_z_normalise(lut.profiles + k * plen, plen, planes + k * ms_z_stride(plen));
+		ms_z_normalise_from(lut.profiles + k * plen, plen, 1, sw, planes + k * st);
+	ms_z_gram(planes, NPLANES, st, gram);
 	float **profs = ms_xmalloc(nroi * sizeof *profs);
 	for (int i = 0; i < nroi; i++) {
-		profs[i] = ms_xmalloc(plen * sizeof(float));
-		ms_radial_profile(rois + i * w2, w, cx[i], cy[i], 1, p.weighting, profs[i], ps);
+		profs[i] = ms_xmalloc(nbm * sizeof(float));
+		ms_radial_profile_n(rois + i * w2, w, cx[i], cy[i], 1, MS_PROFILE_LINEAR, nbm,
+				    profs[i], ps);
 	}
-	double rate, x, y, sink = 0;
+	double rate, cpu, x, y, sink = 0;
 	int hl = ms_autoconv_half_lines(w, p.line_ratio);
 
 	TIME_LOOP(b, nroi, ms_roi_load(f8, MS_PIX_U8, fw, (i % NB_X) * w, (i / NB_X) * w, w,
 				      rois + i * w2, &bg[i], hist));
-	add_row(b, "load+median", w, "u8", 1, rate);
+	add_row(b, "load+median", w, "u8", 1, rate, cpu);
 	TIME_LOOP(b, nroi, ms_roi_load(f16, MS_PIX_U16, fw, (i % NB_X) * w, (i / NB_X) * w, w,
 				      rois + i * w2, &bg[i], hist));
-	add_row(b, "load+median", w, "u16", 1, rate);
+	add_row(b, "load+median", w, "u16", 1, rate, cpu);
 	TIME_LOOP(b, nroi, ms_com(rois + i * w2, w, MS_COM_BG_MEDIAN, bg[i], &x, &y, NULL);
 		  sink += x);
-	add_row(b, "com", w, "f32", 1, rate);
+	add_row(b, "com", w, "f32", 1, rate, cpu);
 	TIME_LOOP(b, nroi, ms_autoconv(rois + i * w2, w, cx[i], cy[i], 0, 0, ac, &x, &y);
 		  sink += x);
-	add_row(b, "autoconv", w, "f32", 1, rate);
+	add_row(b, "autoconv-half", w, "f32", 1, rate, cpu);
 	TIME_LOOP(b, nroi, ms_autoconv(rois + i * w2, w, cx[i], cy[i], hl, 5, ac, &x, &y);
 		  sink += x);
-	add_row(b, "autoconv-multi", w, "f32", 1, rate);
+	add_row(b, "autoconv-multi", w, "f32", 1, rate, cpu);
 	struct ms_acfine *acf = ms_acfine_new(w);
 	TIME_LOOP(b, nroi, ms_autoconv_fine(rois + i * w2, w, cx[i], cy[i], hl, acf, &x, &y);
 		  sink += x);
-	add_row(b, "autoconv-fine", w, "f32", 1, rate);
+	add_row(b, "autoconv-fine", w, "f32", 1, rate, cpu);
 	ms_acfine_free(acf);
-	TIME_LOOP(b, nroi, ms_radial_profile(rois + i * w2, w, cx[i], cy[i], 1,
-					     MS_PROFILE_NEAREST, prof, ps); sink += prof[3]);
-	add_row(b, "profile-nearest", w, "f32", 1, rate);
-	TIME_LOOP(b, nroi, ms_radial_profile(rois + i * w2, w, cx[i], cy[i], 1,
-					     MS_PROFILE_LINEAR, prof, ps); sink += prof[3]);
-	add_row(b, "profile-linear", w, "f32", 1, rate);
-	TIME_LOOP(b, nroi, ms_radial_profile(rois + i * w2, w, cx[i], cy[i], 1,
-					     MS_PROFILE_CUBIC, prof, ps); sink += prof[3]);
-	add_row(b, "profile-cubic", w, "f32", 1, rate);
+	struct ms_qi *qi = ms_qi_new(w / 2, w / 2, 1, w / 2.0 - 2);
+	TIME_LOOP(b, nroi, ms_qi(rois + i * w2, w, cx[i], cy[i], 1, qi, &x, &y); sink += x);
+	add_row(b, "qi-step", w, "f32", 1, rate, cpu);
+	ms_qi_free(qi);
+	float *rf = ms_xmalloc(ms_radial_fit_scratch_len(w, 1) * sizeof(float));
+	TIME_LOOP(b, nroi, ms_radial_fit(rois + i * w2, w, cx[i], cy[i], profs[i], nbm, 1, 0, 1, 0,
+					 rf, &x, &y); sink += x);
+	add_row(b, "radial-fit-step", w, "f32", 1, rate, cpu);
+	free(rf);
+	for (int wt = MS_PROFILE_NEAREST; wt <= MS_PROFILE_AREA; wt++) {
+		char name[32];
+		snprintf(name, sizeof name, "profile-%s", ms_weighting_names[wt]);
+		TIME_LOOP(b, nroi, ms_radial_profile(rois + i * w2, w, cx[i], cy[i], 1, wt, prof,
+						     ps); sink += prof[3]);
+		add_row(b, name, w, "f32", 1, rate, cpu);
+	}
 	for (int m = MS_Z_PEARSON; m <= MS_Z_SSD; m++) {
 		unsigned fl = 0;
-		TIME_LOOP(b, nroi, ms_z_normalise(profs[i], plen, pn);
-			  ms_z_scores(pn, planes, NPLANES, ms_z_stride(plen), m, scores);
+		const char *mn = ms_z_names[m];
+		char name[32];
+		TIME_LOOP(b, nroi, ms_z_normalise_from(profs[i], plen, 1, sw, pn);
+			  ms_z_scores(pn, planes, NPLANES, st, m, scores);
 			  sink += ms_z_fit(scores, NPLANES, 7, lut.z_nm, &fl, NULL));
-		add_row(b, m == MS_Z_PEARSON ? "z-pearson-121" : "z-ssd-121", w, "f32", 1, rate);
+		snprintf(name, sizeof name, "z-%s-parabola-121", mn);
+		add_row(b, name, w, "f32", 1, rate, cpu);
+		TIME_LOOP(b, nroi, ms_z_normalise_from(profs[i], plen, 1, sw, pn);
+			  ms_z_scores(pn, planes, NPLANES, st, m, scores);
+			  sink += ms_z_fit_cubic(scores, gram, NPLANES,
+						 ms_z_argmax(scores, 0, NPLANES), m, lut.z_nm, &fl,
+						 NULL));
+		snprintf(name, sizeof name, "z-%s-cubic-121", mn);
+		add_row(b, name, w, "f32", 1, rate, cpu);
 	}
 
 	/* the whole pipeline, per frame of nroi ROIs, through the pool */
 	struct ms_xyz *out = ms_xmalloc(nroi * sizeof *out);
-	for (int fine = 0; fine < 2; fine++) {
-		struct ms_tracker *tp = t;
-		if (fine) {
-			struct ms_track_params pf = p;
-			pf.xy = MS_XY_AUTOCONV_FINE;
-			if (!(tp = ms_tracker_new(&pf, &lut, &e)))
-				ms_die("%s", e.msg);
-		}
-		for (int nt = 1; nt <= 2; nt++) {
+	static const enum ms_xy_method methods[] = {MS_XY_RADIAL_FIT, MS_XY_QI,
+						     MS_XY_AUTOCONV_FINE, MS_XY_AUTOCONV, MS_XY_COM};
+	for (size_t mi = 0; mi < sizeof methods / sizeof *methods; mi++) {
+		struct ms_track_params pm = p;
+		pm.xy = methods[mi];
+		struct ms_tracker *tp = ms_tracker_new(&pm, &lut, &e);
+		if (!tp)
+			ms_die("%s", e.msg);
+		char name[32];
+		snprintf(name, sizeof name, "xyz-%s", ms_xy_names[methods[mi]]);
+		for (int nt = 1; nt <= max_threads; nt++) {
 			struct ms_pool *pool = ms_pool_new(nt, &e);
 			if (!pool)
 				ms_die("%s", e.msg);
-			struct ms_track_ws *ws[2];
+			struct ms_track_ws **ws = ms_xcalloc((size_t)nt, sizeof *ws);
 			for (int k = 0; k < nt; k++)
 				if (!(ws[k] = ms_track_ws_new(tp, &e)))
 					ms_die("%s", e.msg);
@@ -238,15 +305,14 @@ static void bench_size(struct bench *b, int w)
 				TIME_LOOP(b, 1, ms_pool_run(pool, (size_t)nroi, job_roi, &j));
 				for (int i = 0; i < nroi; i++)
 					sink += out[i].z;
-				add_row(b, fine ? "xyz-fine" : "xyz-pipeline", w, f ? "u16" : "u8", nt,
-					rate * nroi);
+				add_row(b, name, w, f ? "u16" : "u8", nt, rate * nroi, cpu / nroi);
 			}
 			for (int k = 0; k < nt; k++)
 				ms_track_ws_free(ws[k]);
+			free(ws);
 			ms_pool_free(pool);
 		}
-		if (fine)
-			ms_tracker_free(tp);
+		ms_tracker_free(tp);
 	}
 	if (sink == 12345.678)	/* keep the results alive */
 		puts("");
@@ -255,20 +321,19 @@ static void bench_size(struct bench *b, int w)
 		free(profs[i]);
 	free(profs);
 	free(out);
+	free(sw);
+	free(gram);
 	free(scores);
 	free(planes);
 	free(pn);
 	free(prof);
+	free(ps);
 	free(ac);
 	free(bg);
 	free(cy);
 	free(cx);
 	free(rois);
-	free(ps);
-	free(one);
-	ms_tracker_free(t);
-	free(lut.profiles);
-	free(lut.z_nm);
+	ms_zlut_free(&lut);
 	free(f16);
 	free(f8);
 	free(img);
@@ -276,9 +341,11 @@ static void bench_size(struct bench *b, int w)
 
 static void usage(FILE *f)
 {
-	fprintf(f, "usage: ms-bench [--tsv FILE] [--time SECONDS]\n"
+	fprintf(f, "usage: ms-bench [--tsv FILE] [--time SECONDS] [--roi N] [--threads N]\n"
 		   "  --tsv FILE      also write the table as TSV\n"
-		   "  --time SECONDS  time per measurement (default 0.4)\n");
+		   "  --time SECONDS  time per measurement (default 0.4)\n"
+		   "  --roi N         only this ROI size, 64 or 128 (default both)\n"
+		   "  --threads N     pipelines on 1 .. N threads (default 2)\n");
 }
 
 int main(int argc, char **argv)
@@ -286,24 +353,35 @@ int main(int argc, char **argv)
 	static const struct option opts[] = {
 		{"tsv", required_argument, NULL, 't'},
 		{"time", required_argument, NULL, 'T'},
+		{"roi", required_argument, NULL, 'r'},
+		{"threads", required_argument, NULL, 'j'},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
 	const char *tsv = NULL;
 	struct bench b = {.cell_s = 0.4};
-	int c;
+	int c, max_threads = 2;
+	char *end;
 	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
 		switch (c) {
 		case 't':
 			tsv = optarg;
 			break;
-		case 'T': {
-			char *end;
+		case 'T':
 			b.cell_s = strtod(optarg, &end);
 			if (*end || !(b.cell_s > 0 && b.cell_s <= 60))
 				ms_usage_error("bad --time '%s': want seconds in (0, 60]", optarg);
 			break;
-		}
+		case 'r':
+			b.only_roi = (int)strtol(optarg, &end, 10);
+			if (*end || (b.only_roi != 64 && b.only_roi != 128))
+				ms_usage_error("bad --roi '%s': want 64 or 128", optarg);
+			break;
+		case 'j':
+			max_threads = (int)strtol(optarg, &end, 10);
+			if (*end || max_threads < 1 || max_threads > 64)
+				ms_usage_error("bad --threads '%s': want 1 to 64", optarg);
+			break;
 		case 'h':
 			usage(stdout);
 			return 0;
@@ -314,19 +392,25 @@ int main(int argc, char **argv)
 	}
 	if (optind < argc)
 		ms_usage_error("unexpected argument '%s'", argv[optind]);
-	printf("%-16s %4s  %-4s %7s  %12s  %9s\n", "kernel", "roi", "in", "threads", "rois/s",
-	       "us/roi");
-	bench_size(&b, 64);
-	bench_size(&b, 128);
+	printf("%-22s %4s  %-4s %7s  %10s  %8s  %8s  %s\n", "kernel", "roi", "in", "threads",
+	       "rois/s", "us/roi", "cpu-us", "speed-up");
+	if (b.only_roi != 128)
+		bench_size(&b, 64, max_threads);
+	if (b.only_roi != 64)
+		bench_size(&b, 128, max_threads);
+	printf("# xyz-METHOD: the whole pipeline; radial-fit is the default. us/roi is wall\n"
+	       "# time per ROI (best of 5 slices), cpu-us the CPU time per ROI over all threads.\n");
 	if (tsv) {
 		FILE *f = fopen(tsv, "w");
 		if (!f)
 			ms_die("cannot open '%s':", tsv);
-		fprintf(f, "kernel\troi\tinput\tthreads\trois_per_s\tus_per_roi\n");
+		fprintf(f, "kernel\troi\tinput\tthreads\trois_per_s\tus_per_roi\tcpu_us_per_roi\t"
+			   "speedup\n");
 		for (int i = 0; i < b.nrows; i++) {
 			struct row *r = &b.rows[i];
-			fprintf(f, "%s\t%d\t%s\t%d\t%.0f\t%.3f\n", r->kernel, r->roi, r->input,
-				r->threads, r->rois_per_s, 1e6 / r->rois_per_s);
+			fprintf(f, "%s\t%d\t%s\t%d\t%.0f\t%.3f\t%.3f\t%.2f\n", r->kernel, r->roi,
+				r->input, r->threads, r->rois_per_s, 1e6 / r->rois_per_s, r->cpu_us,
+				r->speedup);
 		}
 		if (fclose(f) != 0)
 			ms_die("cannot write '%s':", tsv);

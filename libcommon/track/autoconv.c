@@ -237,7 +237,7 @@ void ms_acfine_free(struct ms_acfine *a)
  * argmax (the half-pixel step) or a previous step, so it is within the
  * peak's concave core.
  */
-static double line_centre_fine(struct ms_acfine *a, const float *line, double c0)
+double ms_symmetric_centre(struct ms_acfine *a, const float *line, double c0)
 {
 	int w = a->w, n = a->n, nh = n / 2, R = (w - 1) / 2;
 	double s2r[257], s2i[257];	/* S^2; nh <= 256 */
@@ -288,7 +288,7 @@ int ms_autoconv_fine(const float *roi, int w, double x_old, double y_old, int ha
 		return -1;
 	line_prep(a->ly, w, y_old);
 	line_prep(a->lx, w, x_old);
-	double ny = line_centre_fine(a, a->ly, y_old), nx = line_centre_fine(a, a->lx, x_old);
+	double ny = ms_symmetric_centre(a, a->ly, y_old), nx = ms_symmetric_centre(a, a->lx, x_old);
 	if (!isfinite(nx) || !isfinite(ny) || nx < 0 || nx > w - 1 || ny < 0 || ny > w - 1)
 		return -1;
 	*x = nx;

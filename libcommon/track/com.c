@@ -14,15 +14,18 @@
 
 /*
  * Histogram medians. A u8 ROI is counted directly; a u16 ROI is counted by
- * (v - min) >> s, with s the smallest shift that fits its range into
- * U16_BINS bins, which is exact in one pass whenever the range is under
- * U16_BINS and otherwise leaves one or two coarse bins to resolve in a
- * second pass. Counters are kept in interleaved copies (pixel c counts in
- * copy c % copies): ROI pixels cluster in a few bins, and a single set of
- * counters would make each increment wait for the previous one.
+ * (v - min) >> s, with s the smallest shift that fits its range into the
+ * coarse bins, which is exact in one pass whenever the range fits and
+ * otherwise leaves one or two coarse bins to resolve in a second pass.
+ * The coarse bins number an eighth of the pixels (256 to U16_BINS): the
+ * bins are cleared and scanned for every ROI, and more bins than that
+ * cost more than the narrower second pass they save. Counters are kept
+ * in interleaved copies (pixel c counts in copy c % copies): ROI pixels
+ * cluster in a few bins, and a single set of counters would make each
+ * increment wait for the previous one.
  */
 #define U16_BINS 2048
-#define FINE_MAX 64		/* values per fine pass: two coarse bins of <= 32 */
+#define FINE_MAX 512		/* values per fine pass: two coarse bins of <= 256 */
 
 /* Bin holding 0-based rank k of an nb-bin histogram; *below gets the count
  * in the bins before it. */
@@ -79,8 +82,9 @@ static unsigned extreme_in(const uint16_t *p, size_t stride, int w, unsigned lo,
 static double median_u16(const uint16_t *p, size_t stride, int w, unsigned vmin, unsigned vmax,
 			 uint32_t *hist)
 {
-	unsigned s = 0;
-	while ((vmax - vmin) >> s >= U16_BINS)
+	unsigned s = 0, bins = (unsigned)(w * w / 8);
+	bins = bins < 256 ? 256 : bins > U16_BINS ? U16_BINS : bins;
+	while ((vmax - vmin) >> s >= bins)
 		s++;
 	size_t nb = ((vmax - vmin) >> s) + 1;
 	uint32_t *h0 = hist, *h1 = hist + U16_BINS;

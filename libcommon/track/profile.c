@@ -43,20 +43,121 @@ static size_t acc_len(int nb)
 
 /* Layout: idx row (ints), 4 weight rows, pad to 16 bytes, NSETS accumulator
  * sets of (sum, weight) pairs. */
+size_t ms_profile_max_len(int w, int oversample)
+{
+	return (size_t)(3 * w / 4 + 4) * oversample;
+}
+
 size_t ms_profile_scratch_len(int w, int oversample)
 {
-	int nb = (int)ms_profile_len(w, oversample);
+	int nb = (int)ms_profile_max_len(w, oversample);
 	return 5 * ms_pad4(w + 4) + 4 + NSETS * 2 * acc_len(nb);
+}
+
+/*
+ * BILINEAR: qtrk's profile. Bin b is the mean of the image interpolated
+ * bilinearly at radius b / oversample from the centre, at about one
+ * sample per pixel of circumference (at least 8), evenly spaced in angle
+ * (the first at half a step, so that no two bins share a ray); samples
+ * outside the ROI are left out. No pixel is assigned to a bin, so the
+ * profile is as smooth in the centre as the interpolation.
+ */
+static void polar_profile(const float *roi, int w, double x, double y, int os, int nb, float *prof)
+{
+	float lim = (float)(w - 1);
+	for (int b = 0; b < nb; b++) {
+		double r = (double)b / os;
+		int na = b == 0 ? 1 : (int)ceil(2 * M_PI * r);
+		if (na < 8 && b > 0)
+			na = 8;
+		/* the angle steps by rotation: one cos and sin per bin */
+		double da = 2 * M_PI / na, ca = cos(da), sa = sin(da);
+		double ux = cos(da / 2), uy = sin(da / 2);
+		float sum = 0;
+		int n = 0;
+		for (int j = 0; j < na; j++) {
+			float px = (float)(x + r * ux), py = (float)(y + r * uy);
+			double t = ux * ca - uy * sa;
+			uy = ux * sa + uy * ca;
+			ux = t;
+			if (!(px >= 0 && px <= lim && py >= 0 && py <= lim))
+				continue;
+			int ix = (int)px, iy = (int)py;
+			ix = ix > w - 2 ? w - 2 : ix;
+			iy = iy > w - 2 ? w - 2 : iy;
+			float tx = px - ix, ty = py - iy;
+			const float *p = roi + (size_t)iy * w + ix;
+			float top = p[0] + tx * (p[1] - p[0]), bot = p[w] + tx * (p[w + 1] - p[w]);
+			sum += top + ty * (bot - top);
+			n++;
+		}
+		prof[b] = n ? sum / n : NAN;
+	}
+}
+
+/*
+ * AREA: MagTrack's nearest-bin rule applied to each pixel's area rather
+ * than its centre: the pixel is split into 4 x 4 sub-pixels, each binned
+ * by round(s) of its own centre, so a pixel straddling two annuli
+ * contributes to both by the share of its area in each. Sixteen times the
+ * work of NEAREST; a reference for what the other weightings approximate.
+ */
+#define AREA_SUB 4
+static void area_profile(const float *roi, int w, double x, double y, int os, int nb, float *prof,
+			 float *scratch)
+{
+	float *sum = scratch, *wsum = scratch + nb + 1;
+	memset(scratch, 0, 2 * ((size_t)nb + 1) * sizeof *scratch);
+	double rmax = (nb + 1.0) / os;
+	int rlo = (int)floor(y - rmax), rhi = (int)ceil(y + rmax);
+	int clo = (int)floor(x - rmax), chi = (int)ceil(x + rmax);
+	rlo = rlo < 0 ? 0 : rlo;
+	clo = clo < 0 ? 0 : clo;
+	rhi = rhi > w - 1 ? w - 1 : rhi;
+	chi = chi > w - 1 ? w - 1 : chi;
+	const float sub = 1.0f / AREA_SUB, w16 = sub * sub;
+	for (int r = rlo; r <= rhi; r++)
+		for (int c = clo; c <= chi; c++) {
+			float v = roi[(size_t)r * w + c];
+			for (int i = 0; i < AREA_SUB; i++) {
+				float dy = (float)(r - y) + (i + 0.5f) * sub - 0.5f;
+				for (int j = 0; j < AREA_SUB; j++) {
+					float dx = (float)(c - x) + (j + 0.5f) * sub - 0.5f;
+					float sv = os * sqrtf(dx * dx + dy * dy);
+					int k = (int)nearbyintf(sv);
+					if (k < nb) {
+						sum[k] += w16 * v;
+						wsum[k] += w16;
+					}
+				}
+			}
+		}
+	for (int b = 0; b < nb; b++)
+		prof[b] = wsum[b] > 0 ? sum[b] / wsum[b] : NAN;
 }
 
 int ms_radial_profile(const float *roi, int w, double x, double y, int oversample,
 		      enum ms_weighting wt, float *prof, float *scratch)
 {
-	int nb = (int)ms_profile_len(w, oversample);
+	return ms_radial_profile_n(roi, w, x, y, oversample, wt, (int)ms_profile_len(w, oversample),
+				   prof, scratch);
+}
+
+int ms_radial_profile_n(const float *roi, int w, double x, double y, int oversample,
+			enum ms_weighting wt, int nb, float *prof, float *scratch)
+{
 	if (!isfinite(x) || !isfinite(y)) {
 		for (int b = 0; b < nb; b++)
 			prof[b] = NAN;
 		return -1;
+	}
+	if (wt == MS_PROFILE_BILINEAR) {
+		polar_profile(roi, w, x, y, oversample, nb, prof);
+		return 0;
+	}
+	if (wt == MS_PROFILE_AREA) {
+		area_profile(roi, w, x, y, oversample, nb, prof, scratch);
+		return 0;
 	}
 	size_t rl = ms_pad4(w + 4);
 	int *idx = (int *)scratch;

@@ -13,16 +13,22 @@
 #include "track/vec.h"
 
 const char *const ms_com_bg_names[] = {"none", "mean", "median", NULL};
-const char *const ms_xy_names[] = {"com", "autoconv", "autoconv-fine", NULL};
-const char *const ms_weighting_names[] = {"nearest", "linear", "cubic", NULL};
+const char *const ms_xy_names[] = {"com", "autoconv", "autoconv-fine", "radial-fit", "qi", NULL};
+const char *const ms_weighting_names[] = {"nearest", "linear", "cubic", "bilinear", "area", NULL};
 const char *const ms_z_names[] = {"pearson", "ssd", NULL};
+const char *const ms_z_fit_names[] = {"cubic", "parabola", NULL};
+const char *const ms_z_weights_names[] = {"radius", "uniform", NULL};
 
 struct ms_tracker {
 	struct ms_track_params p;
 	int w, half_lines;
 	size_t plen, zstride, nplanes, nbeads;
 	double *z_nm;		/* [nplanes] */
+	int z_rising;		/* z_nm strictly increasing: a local search can find z_prev */
 	float *planes;		/* [nbeads][nplanes][zstride], normalised */
+	float *gram;		/* [nbeads][nplanes][4]: ms_z_gram of each bead's planes */
+	float *sw;		/* [zstride]: sqrt of the bin weights */
+	double *prefix;		/* [nbeads][nplanes][ms_z_prefix_len]: ms_z_prefix of the planes */
 };
 
 struct ms_track_ws {
@@ -31,11 +37,17 @@ struct ms_track_ws {
 	float *tmp;		/* w*w: the float median's copy */
 	float *ac;		/* autoconvolution scratch */
 	float *ps;		/* radial profile scratch */
+	float *rf;		/* radial fit scratch */
+	float *fprof;		/* the fit's profile, out to the ROI's corners */
 	float *prof;		/* plen */
 	float *pn;		/* zstride: the normalised profile */
 	float *scores;		/* nplanes */
+	float *zstats;		/* 2 nplanes: ms_z_scores_from's plane statistics */
+	float *zgram;		/* 4 nplanes: the Gram band over a saturated profile's bins */
+	int *satlo, *sathi;	/* w: per row, the first and last saturated column */
 	uint32_t *hist;		/* MS_ROI_HIST_LEN */
-	struct ms_acfine *acf;	/* AUTOCONV_FINE's FFT plans, else NULL */
+	struct ms_acfine *acf;	/* AUTOCONV_FINE's and RADIAL_FIT's FFT plans, else NULL */
+	struct ms_qi *qi;	/* QI's tables and plans, else NULL */
 	void *block;
 };
 
@@ -43,14 +55,24 @@ void ms_track_params_default(struct ms_track_params *p)
 {
 	p->roi_size = 64;
 	p->com_bg = MS_COM_BG_MEDIAN;
-	p->xy = MS_XY_AUTOCONV;
+	p->xy = MS_XY_RADIAL_FIT;
 	p->autoconv_iters = 5;
 	p->line_ratio = 0.1;
 	p->xy_n_local = 5;
+	p->fit_iters = 2;
+	p->fit_weighted = 0;
+	p->qi_iters = 4;
+	p->qi_radial = 0;
+	p->qi_angular = 0;
+	p->qi_rmin = 1;
+	p->qi_rmax = 0;
 	p->oversample = 1;
-	p->weighting = MS_PROFILE_CUBIC;
+	p->weighting = MS_PROFILE_LINEAR;
 	p->z = MS_Z_PEARSON;
+	p->z_fit = MS_ZFIT_CUBIC;
+	p->z_weights = MS_ZW_RADIUS;
 	p->z_n_local = 7;
+	p->z_search = 8;
 }
 
 int ms_track_name_index(const char *const names[], const char *word)
@@ -67,7 +89,7 @@ static int check_params(const struct ms_track_params *p, ms_err *e)
 		return ms_err_set(e, "ROI size %d is not an even number from 8 to 256", p->roi_size);
 	if ((unsigned)p->com_bg > MS_COM_BG_MEDIAN)
 		return ms_err_set(e, "unknown centre-of-mass background %d", (int)p->com_bg);
-	if ((unsigned)p->xy > MS_XY_AUTOCONV_FINE)
+	if ((unsigned)p->xy > MS_XY_QI)
 		return ms_err_set(e, "unknown x/y method %d", (int)p->xy);
 	if (p->autoconv_iters < 0 || p->autoconv_iters > 100)
 		return ms_err_set(e, "autoconvolution iterations %d not in 0..100", p->autoconv_iters);
@@ -76,14 +98,32 @@ static int check_params(const struct ms_track_params *p, ms_err *e)
 	if (p->xy_n_local < 3 || p->xy_n_local % 2 == 0 || p->xy_n_local > p->roi_size - 2)
 		return ms_err_set(e, "x/y fit points %d: need an odd number from 3 to %d",
 				  p->xy_n_local, p->roi_size - 3);
+	if (p->fit_iters < 1 || p->fit_iters > 20)
+		return ms_err_set(e, "radial fit iterations %d not in 1..20", p->fit_iters);
+	if (p->qi_iters < 1 || p->qi_iters > 100)
+		return ms_err_set(e, "QI iterations %d not in 1..100", p->qi_iters);
+	if (p->qi_radial != 0 && (p->qi_radial < 4 || p->qi_radial > 128))
+		return ms_err_set(e, "QI radial steps %d not in 4..128", p->qi_radial);
+	if (p->qi_angular < 0 || p->qi_angular > 1024)
+		return ms_err_set(e, "QI angular steps %d not in 1..1024", p->qi_angular);
+	if (!(p->qi_rmin >= 0 && p->qi_rmax >= 0 && p->qi_rmax <= p->roi_size &&
+	      (p->qi_rmax == 0 || p->qi_rmax > p->qi_rmin)))
+		return ms_err_set(e, "QI radius range %g..%g px: need 0 <= min < max <= %d",
+				  p->qi_rmin, p->qi_rmax, p->roi_size);
 	if (p->oversample < 1 || p->oversample > 16)
 		return ms_err_set(e, "profile oversample %d not in 1..16", p->oversample);
-	if ((unsigned)p->weighting > MS_PROFILE_CUBIC)
+	if ((unsigned)p->weighting > MS_PROFILE_AREA)
 		return ms_err_set(e, "unknown profile weighting %d", (int)p->weighting);
 	if ((unsigned)p->z > MS_Z_SSD)
 		return ms_err_set(e, "unknown z method %d", (int)p->z);
+	if ((unsigned)p->z_fit > MS_ZFIT_PARABOLA)
+		return ms_err_set(e, "unknown z fit %d", (int)p->z_fit);
+	if ((unsigned)p->z_weights > MS_ZW_UNIFORM)
+		return ms_err_set(e, "unknown z bin weights %d", (int)p->z_weights);
 	if (p->z_n_local < 3 || p->z_n_local % 2 == 0)
 		return ms_err_set(e, "z fit points %d: need an odd number >= 3", p->z_n_local);
+	if (p->z_search < 0 || p->z_search > 100000)
+		return ms_err_set(e, "z search window %d planes not in 0..100000", p->z_search);
 	return 0;
 }
 
@@ -112,9 +152,12 @@ static int check_lut(const struct ms_track_params *p, size_t plen, const struct 
 				  lut->weighting, ms_weighting_names[p->weighting]);
 	if (lut->nbeads < 1)
 		return ms_err_set(e, "Z-LUT has no beads");
-	if (lut->nplanes < (size_t)p->z_n_local + 2)
+	if (p->z_fit == MS_ZFIT_PARABOLA && lut->nplanes < (size_t)p->z_n_local + 2)
 		return ms_err_set(e, "Z-LUT has %zu planes; a %d-point z fit needs at least %d",
 				  lut->nplanes, p->z_n_local, p->z_n_local + 2);
+	if (p->z_fit == MS_ZFIT_CUBIC && lut->nplanes < 5)
+		return ms_err_set(e, "Z-LUT has %zu planes; the cubic z fit needs at least 5",
+				  lut->nplanes);
 	for (size_t k = 0; k < lut->nplanes; k++)
 		if (!isfinite(lut->z_nm[k]))
 			return ms_err_set(e, "Z-LUT plane %zu has no finite z", k);
@@ -145,19 +188,32 @@ struct ms_tracker *ms_tracker_new(const struct ms_track_params *p, const struct 
 	t->nbeads = lut->nbeads;
 	t->z_nm = malloc(t->nplanes * sizeof *t->z_nm);
 	t->planes = malloc(t->nbeads * t->nplanes * t->zstride * sizeof *t->planes);
-	if (!t->z_nm || !t->planes) {
+	t->gram = malloc(t->nbeads * t->nplanes * 4 * sizeof *t->gram);
+	t->sw = malloc(t->zstride * sizeof *t->sw);
+	t->prefix = malloc(t->nbeads * t->nplanes * ms_z_prefix_len(plen) * sizeof *t->prefix);
+	if (!t->z_nm || !t->planes || !t->gram || !t->sw || !t->prefix) {
 		ms_tracker_free(t);
 		ms_err_set(e, "cannot allocate a %zu-bead, %zu-plane Z-LUT:", lut->nbeads,
 			   lut->nplanes);
 		return NULL;
 	}
 	memcpy(t->z_nm, lut->z_nm, t->nplanes * sizeof *t->z_nm);
+	t->z_rising = 1;
+	for (size_t k = 1; k < t->nplanes; k++)
+		t->z_rising &= t->z_nm[k] > t->z_nm[k - 1];
 	/* a flat or empty plane normalises to zeros and so scores 0: it can
 	 * never win against a real match, and needs no special case later */
+	ms_z_bin_weights(plen, p->z_weights, t->sw);
 	for (size_t b = 0; b < t->nbeads; b++)
 		for (size_t k = 0; k < t->nplanes; k++)
-			ms_z_normalise(ms_zlut_profile(lut, b, k), plen,
-				       t->planes + (b * t->nplanes + k) * t->zstride);
+			ms_z_normalise_from(ms_zlut_profile(lut, b, k), plen, 1, t->sw,
+					    t->planes + (b * t->nplanes + k) * t->zstride);
+	for (size_t b = 0; b < t->nbeads; b++) {
+		const float *pl = t->planes + b * t->nplanes * t->zstride;
+		ms_z_gram(pl, t->nplanes, t->zstride, t->gram + b * t->nplanes * 4);
+		ms_z_prefix(pl, t->nplanes, plen, t->sw,
+			    t->prefix + b * t->nplanes * ms_z_prefix_len(plen));
+	}
 	return t;
 }
 
@@ -167,6 +223,9 @@ void ms_tracker_free(struct ms_tracker *t)
 		return;
 	free(t->z_nm);
 	free(t->planes);
+	free(t->gram);
+	free(t->sw);
+	free(t->prefix);
 	free(t);
 }
 
@@ -205,21 +264,42 @@ struct ms_track_ws *ms_track_ws_new(const struct ms_tracker *t, ms_err *e)
 		w2 * f, w2 * f, ms_autoconv_scratch_len(t->w) * f,
 		ms_profile_scratch_len(t->w, t->p.oversample) * f, ms_pad4(t->plen) * f,
 		t->zstride * f, (t->nplanes + 1) * f, MS_ROI_HIST_LEN * sizeof(uint32_t),
+		ms_radial_fit_scratch_len(t->w, t->p.oversample) * f,
+		ms_pad4(ms_profile_max_len(t->w, t->p.oversample)) * f,
+		2 * (t->nplanes + 1) * f, 4 * (t->nplanes + 1) * f,
+		(size_t)t->w * sizeof(int), (size_t)t->w * sizeof(int),
 	};
 	size_t total = 0;
 	for (size_t i = 0; i < sizeof sizes / sizeof *sizes; i++)
 		total += (sizes[i] + 63) & ~(size_t)63;
 	struct ms_track_ws *ws = calloc(1, sizeof *ws);
 	void *block = aligned_alloc(64, total);
-	struct ms_acfine *acf = t->p.xy == MS_XY_AUTOCONV_FINE ? ms_acfine_new(t->w) : NULL;
-	if (!ws || !block || (t->p.xy == MS_XY_AUTOCONV_FINE && !acf)) {
+	int want_acf = t->p.xy == MS_XY_AUTOCONV_FINE || t->p.xy == MS_XY_RADIAL_FIT;
+	struct ms_acfine *acf = want_acf ? ms_acfine_new(t->w) : NULL;
+	if (!ws || !block || (want_acf && !acf)) {
 		free(ws);
 		free(block);
 		ms_acfine_free(acf);
 		ms_err_set(e, "cannot allocate a tracking workspace:");
 		return NULL;
 	}
+	struct ms_qi *qi = NULL;
+	if (ws && block && t->p.xy == MS_XY_QI) {
+		const struct ms_track_params *p = &t->p;
+		int nr = p->qi_radial ? p->qi_radial : t->w / 2;
+		int na = p->qi_angular ? p->qi_angular : t->w / 2;
+		double rmax = p->qi_rmax > 0 ? p->qi_rmax : t->w / 2.0 - 2;
+		if (!(qi = ms_qi_new(nr, na, p->qi_rmin, rmax))) {
+			free(ws);
+			free(block);
+			ms_acfine_free(acf);
+			ms_err_set(e, "cannot allocate QI tables (%d radii from %g to %g px):", nr,
+				   p->qi_rmin, rmax);
+			return NULL;
+		}
+	}
 	memset(block, 0, total);
+	ws->qi = qi;
 	char *cur = block;
 	ws->t = t;
 	ws->block = block;
@@ -232,6 +312,12 @@ struct ms_track_ws *ms_track_ws_new(const struct ms_tracker *t, ms_err *e)
 	ws->pn = carve(&cur, sizes[5]);
 	ws->scores = carve(&cur, sizes[6]);
 	ws->hist = carve(&cur, sizes[7]);
+	ws->rf = carve(&cur, sizes[8]);
+	ws->fprof = carve(&cur, sizes[9]);
+	ws->zstats = carve(&cur, sizes[10]);
+	ws->zgram = carve(&cur, sizes[11]);
+	ws->satlo = carve(&cur, sizes[12]);
+	ws->sathi = carve(&cur, sizes[13]);
 	return ws;
 }
 
@@ -240,6 +326,7 @@ void ms_track_ws_free(struct ms_track_ws *ws)
 	if (!ws)
 		return;
 	ms_acfine_free(ws->acf);
+	ms_qi_free(ws->qi);
 	free(ws->block);
 	free(ws);
 }
@@ -251,9 +338,105 @@ static void fail_profile(const struct ms_tracker *t, float *profile)
 			profile[b] = NAN;
 }
 
-/* The pipeline after the ROI is in floats and its background is known. */
+static double find_z(const struct ms_tracker *t, struct ms_track_ws *ws, size_t bead,
+		     double z_prev, size_t first, unsigned *flags);
+
+/*
+ * Where the saturated pixels (at or above level) are: per row r, the first
+ * and last saturated column in ws->satlo[r], ws->sathi[r] (-1 when none).
+ * One vector pass finds the rows that have any; most ROIs have none, and
+ * then this is all it costs. Returns the number of such rows.
+ */
+static int saturated_rows(struct ms_track_ws *ws, const float *roi, int w, float level)
+{
+	int rows = 0, w4 = w & ~3;
+	ms_v4f vl = ms_v4_set1(level);
+	for (int r = 0; r < w; r++) {
+		const float *row = roi + (size_t)r * w;
+		ms_v4i any = {0, 0, 0, 0};
+		int c = 0;
+		for (; c < w4; c += 4)
+			any |= (ms_v4i)(ms_v4_load(row + c) >= vl);
+		int hit = (any[0] | any[1] | any[2] | any[3]) != 0;
+		for (; c < w; c++)
+			hit |= row[c] >= level;
+		ws->satlo[r] = ws->sathi[r] = -1;
+		if (!hit)
+			continue;
+		rows++;
+		for (c = 0; row[c] < level; c++)
+			;
+		ws->satlo[r] = c;
+		for (c = w - 1; row[c] < level; c--)
+			;
+		ws->sathi[r] = c;
+	}
+	return rows;
+}
+
+/* The radius of the saturated core about (x, y): its farthest pixel (in a
+ * row, the first or the last saturated one), or -1 when there is none. */
+static double saturated_radius(const struct ms_track_ws *ws, int w, int rows, double x, double y)
+{
+	if (rows == 0)
+		return -1;
+	double r2 = 0;
+	for (int r = 0; r < w; r++) {
+		if (ws->satlo[r] < 0)
+			continue;
+		double dx = fmax(fabs(ws->satlo[r] - x), fabs(ws->sathi[r] - x)), dy = r - y;
+		r2 = fmax(r2, dx * dx + dy * dy);
+	}
+	return sqrt(r2);
+}
+
+/*
+ * RADIAL_FIT's x/y from the autoconvolution's (x, y); *rsat gets the
+ * radius of the saturated core (-1: none). The fit's template is the
+ * profile about the current centre, and one taken about a centre a few
+ * hundredths of a pixel off is blurred enough to bias the fit. The
+ * autoconvolution is that far off on a saturated bead (a clipped flat top
+ * is not band-limited), so then a quick step over the inner half of the
+ * profile comes first, bringing the centre within a few thousandths. The
+ * final template reaches the ROI's corners (their pixels inform x and y
+ * too), and z reads its first plen bins, in ws->prof.
+ */
+static int fit_xy(const struct ms_tracker *t, struct ms_track_ws *ws, const float *roi, float sat,
+		  double *x, double *y, double *rsat)
+{
+	const struct ms_track_params *p = &t->p;
+	int w = t->w, nb = (int)t->plen, os = p->oversample, nb1 = nb / 2;
+	/* bins reach up to 2 bins either side: those that see the core go */
+	double margin = 2.0 / os;
+	int srows = saturated_rows(ws, roi, w, sat);
+	*rsat = saturated_radius(ws, w, srows, *x, *y);
+	/* (a core too big for the inner half skips the quick step, and a
+	 * step that fails, on too thin an annulus, is simply not taken) */
+	if (*rsat >= 0 && os * *rsat + 2 < nb1 - 6) {
+		double qx, qy;
+		ms_radial_profile_n(roi, w, *x, *y, os, MS_PROFILE_LINEAR, nb1, ws->prof, ws->ps);
+		if (ms_radial_fit(roi, w, *x, *y, ws->prof, nb1, os, *rsat + margin, 1,
+				  p->fit_weighted, ws->rf, &qx, &qy) == 0) {
+			*x = qx;
+			*y = qy;
+			*rsat = saturated_radius(ws, w, srows, *x, *y);
+		}
+	}
+	double dx = fmax(*x, w - 1 - *x), dy = fmax(*y, w - 1 - *y);
+	int nbx = (int)ceil(os * sqrt(dx * dx + dy * dy)) + 3;
+	int nbm = (int)ms_profile_max_len(w, os);
+	nbx = nbx > nbm ? nbm : nbx < nb ? nb : nbx;
+	ms_radial_profile_n(roi, w, *x, *y, os, p->weighting, nbx, ws->fprof, ws->ps);
+	memcpy(ws->prof, ws->fprof, t->plen * sizeof *ws->prof);
+	return ms_radial_fit(roi, w, *x, *y, ws->fprof, nbx, os, *rsat >= 0 ? *rsat + margin : 0,
+			     p->fit_iters, p->fit_weighted, ws->rf, x, y);
+}
+
+/* The pipeline after the ROI is in floats and its background is known;
+ * pixels at or above sat are saturated. */
 static void track_core(const struct ms_tracker *t, struct ms_track_ws *ws, const float *roi,
-		       double bg, long bead, struct ms_xyz *out, float *profile)
+		       double bg, float sat, long bead, double z_prev, struct ms_xyz *out,
+		       float *profile)
 {
 	const struct ms_track_params *p = &t->p;
 	int w = t->w;
@@ -274,10 +457,25 @@ static void track_core(const struct ms_tracker *t, struct ms_track_ws *ws, const
 	int bad = ms_com(roi, w, p->com_bg, bg, &x, &y, NULL) < 0;
 	if (!bad && p->xy != MS_XY_COM)
 		bad = ms_autoconv(roi, w, x, y, 0, 0, ws->ac, &x, &y) < 0;
-	for (int i = 0; i < p->autoconv_iters && !bad && p->xy != MS_XY_COM; i++)
+	/* the radial fit starts from one exact-peak step (unbiased on an
+	 * unsaturated bead, and close enough for its template), or, where
+	 * that fails (a clipped flat top is not band-limited, and Newton can
+	 * lose its peak), from the half-pixel step, which its first fit step
+	 * mends; QI starts from the half-pixel step */
+	if (!bad && p->xy == MS_XY_RADIAL_FIT) {
+		double fx, fy;
+		if (ms_autoconv_fine(roi, w, x, y, t->half_lines, ws->acf, &fx, &fy) == 0) {
+			x = fx;
+			y = fy;
+		}
+	}
+	int acn = p->xy == MS_XY_RADIAL_FIT || p->xy == MS_XY_QI ? 0 : p->autoconv_iters;
+	for (int i = 0; i < acn && !bad && p->xy != MS_XY_COM; i++)
 		bad = (p->xy == MS_XY_AUTOCONV_FINE
 		       ? ms_autoconv_fine(roi, w, x, y, t->half_lines, ws->acf, &x, &y)
 		       : ms_autoconv(roi, w, x, y, t->half_lines, p->xy_n_local, ws->ac, &x, &y)) < 0;
+	if (!bad && p->xy == MS_XY_QI)
+		bad = ms_qi(roi, w, x, y, p->qi_iters, ws->qi, &x, &y) < 0;
 	/* negative float pixels can put a plain centre of mass outside */
 	bad |= !(x >= 0 && x <= w - 1 && y >= 0 && y <= w - 1);
 	if (bad) {
@@ -285,22 +483,107 @@ static void track_core(const struct ms_tracker *t, struct ms_track_ws *ws, const
 		fail_profile(t, profile);
 		return;
 	}
+	double rsat = -1;
+	if (p->xy == MS_XY_RADIAL_FIT)
+		bad = fit_xy(t, ws, roi, sat, &x, &y, &rsat) < 0;
+	else if (t->nplanes)
+		rsat = saturated_radius(ws, w, saturated_rows(ws, roi, w, sat), x, y);
+	if (bad) {
+		out->flags = MS_TRK_XY_BAD | zbad;
+		fail_profile(t, profile);
+		return;
+	}
+	unsigned sflags = rsat >= 0 ? MS_TRK_SATURATED : 0;
 	out->x = x;
 	out->y = y;
+	out->flags |= sflags;
 	if (!profile && !t->nplanes)
 		return;
-	ms_radial_profile(roi, w, x, y, p->oversample, p->weighting, ws->prof, ws->ps);
+	if (p->xy != MS_XY_RADIAL_FIT)
+		ms_radial_profile(roi, w, x, y, p->oversample, p->weighting, ws->prof, ws->ps);
 	if (profile)
 		memcpy(profile, ws->prof, t->plen * sizeof *profile);
 	if (!t->nplanes)
 		return;
-	if (bead < 0 || (size_t)bead >= t->nbeads || ms_z_normalise(ws->prof, t->plen, ws->pn) < 0) {
+	/* a saturated core is left out of the z match as it is out of the
+	 * fit: its clipped bins depend on where the centre falls in a pixel,
+	 * not only on z (with the bins whose weights reach into it) */
+	size_t first = rsat >= 0 ? (size_t)ceil(p->oversample * rsat) + 2 : 1;
+	if (bead < 0 || (size_t)bead >= t->nbeads || first + 5 > t->plen ||
+	    ms_z_normalise_from(ws->prof, t->plen, first, t->sw, ws->pn) < 0) {
 		out->flags |= MS_TRK_Z_BAD;
 		return;
 	}
-	const float *planes = t->planes + (size_t)bead * t->nplanes * t->zstride;
-	ms_z_scores(ws->pn, planes, t->nplanes, t->zstride, p->z, ws->scores);
-	out->z = ms_z_fit(ws->scores, t->nplanes, p->z_n_local, t->z_nm, &out->flags, NULL);
+	out->z = find_z(t, ws, (size_t)bead, z_prev, first, &out->flags);
+}
+
+/* The first plane whose z is not below z (z_nm rising). */
+static size_t plane_at(const struct ms_tracker *t, double z)
+{
+	size_t lo = 0, hi = t->nplanes;
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		if (t->z_nm[mid] < z)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo;
+}
+
+/*
+ * z of the normalised profile in ws->pn, from bins first.. (a saturated
+ * core below them). Every plane is scored: 121 planes cost about a
+ * microsecond, and a search confined to a window about the previous z
+ * can settle on a spurious local match when the bead has moved beyond
+ * the window (as it does between batches of a fast focus sweep). The
+ * previous z decides between near-equal matches instead: the best plane
+ * within z_search of it is taken when it is interior to that window and
+ * no worse than the best overall by more than half the best's own
+ * distance from a perfect match (the size of a score's noise), so that a
+ * bead whose profile resembles two distant planes does not jump between
+ * them, and a clearly better match anywhere always wins.
+ */
+static double find_z(const struct ms_tracker *t, struct ms_track_ws *ws, size_t bead,
+		     double z_prev, size_t first, unsigned *flags)
+{
+	const struct ms_track_params *p = &t->p;
+	size_t n = t->nplanes, best;
+	const float *planes = t->planes + bead * n * t->zstride;
+	const float *gram = t->gram + bead * n * 4;
+	if (first > 1) {
+		/* every plane, re-normalised over the bins outside the core */
+		ms_z_scores_from(ws->pn, planes, n, t->plen, first, t->sw,
+				 t->prefix + bead * n * ms_z_prefix_len(t->plen), p->z, ws->scores,
+				 ws->zstats);
+	} else {
+		ms_z_scores(ws->pn, planes, n, t->zstride, p->z, ws->scores);
+	}
+	best = ms_z_argmax(ws->scores, 0, n);
+	if (p->z_search > 0 && t->z_rising && isfinite(z_prev)) {
+		size_t c = plane_at(t, z_prev), W = (size_t)p->z_search;
+		size_t margin = p->z_fit == MS_ZFIT_CUBIC ? 2 : (size_t)p->z_n_local / 2;
+		size_t lo = c > W ? c - W : 0, hi = c + W + 1 < n ? c + W + 1 : n;
+		if (lo < hi) {
+			size_t loc = ms_z_argmax(ws->scores, lo, hi);
+			/* scores in Pearson's units: SSD on unit vectors is 2r - 2 */
+			double k = p->z == MS_Z_SSD ? 0.5 : 1;
+			double sb = ws->scores[best] * k + (p->z == MS_Z_SSD ? 1 : 0);
+			double sl = ws->scores[loc] * k + (p->z == MS_Z_SSD ? 1 : 0);
+			int interior = (loc >= lo + margin || lo == 0) && (loc + margin < hi || hi == n);
+			if (loc != best && interior && sb - sl <= 0.5 * (1 - sb))
+				best = loc;
+		}
+	}
+	if (first > 1 && p->z_fit == MS_ZFIT_CUBIC) {
+		size_t glo = best > 2 ? best - 2 : 0;
+		ms_z_gram_from(planes, n, t->plen, first, t->sw, ws->zstats, glo, best + 3,
+			       ws->zgram);
+		gram = ws->zgram;
+	}
+	if (p->z_fit == MS_ZFIT_CUBIC)
+		return ms_z_fit_cubic(ws->scores, gram, n, best, p->z, t->z_nm, flags, NULL);
+	return ms_z_fit_parabola(ws->scores, n, best, p->z_n_local, t->z_nm, flags, NULL);
 }
 
 void ms_track_roi(const struct ms_tracker *t, struct ms_track_ws *ws, const struct ms_roi_in *in,
@@ -318,7 +601,20 @@ void ms_track_roi(const struct ms_tracker *t, struct ms_track_ws *ws, const stru
 	}
 	if (t->p.com_bg == MS_COM_BG_MEAN)
 		bg = ms_mean_f32(ws->roi, (size_t)w * w);
-	track_core(t, ws, ws->roi, bg, in->lut_bead, out, profile);
+	track_core(t, ws, ws->roi, bg, (float)ms_pixfmt_max(in->fmt), in->lut_bead, in->z_prev, out,
+		   profile);
+}
+
+void ms_track_prefetch(const struct ms_tracker *t, const struct ms_roi_in *in)
+{
+	size_t bpp = in->fmt == MS_PIX_U16 ? 2 : 1, rowb = (size_t)t->w * bpp;
+	const char *base = (const char *)in->frame + ((size_t)in->y0 * in->stride + in->x0) * bpp;
+	for (int r = 0; r < t->w; r++) {
+		const char *row = base + (size_t)r * in->stride * bpp;
+		for (size_t o = 0; o < rowb; o += 64)
+			__builtin_prefetch(row + o);
+		__builtin_prefetch(row + rowb - 1);
+	}
 }
 
 void ms_track_roi_f32(const struct ms_tracker *t, struct ms_track_ws *ws, const float *roi,
@@ -326,10 +622,9 @@ void ms_track_roi_f32(const struct ms_tracker *t, struct ms_track_ws *ws, const 
 {
 	size_t n = (size_t)t->w * t->w;
 	double bg = 0;
-	(void)z_prev;
 	if (t->p.com_bg == MS_COM_BG_MEDIAN)
 		bg = ms_median_f32(roi, n, ws->tmp);
 	else if (t->p.com_bg == MS_COM_BG_MEAN)
 		bg = ms_mean_f32(roi, n);
-	track_core(t, ws, roi, bg, lut_bead, out, profile);
+	track_core(t, ws, roi, bg, INFINITY, lut_bead, z_prev, out, profile);
 }

@@ -52,6 +52,18 @@ static inline ms_v4f ms_v4_sqrt(ms_v4f v)
 #endif
 }
 
+/* 1/sqrt(v) to about 23 bits: the hardware estimate and one Newton step
+ * (four multiplies instead of a square root and a division). v > 0. */
+static inline ms_v4f ms_v4_rsqrt(ms_v4f v)
+{
+#ifdef __SSE2__
+	ms_v4f y = (ms_v4f)_mm_rsqrt_ps((__m128)v);
+	return y * (ms_v4_set1(1.5f) - ms_v4_set1(0.5f) * v * y * y);
+#else
+	return (ms_v4f){1 / sqrtf(v[0]), 1 / sqrtf(v[1]), 1 / sqrtf(v[2]), 1 / sqrtf(v[3])};
+#endif
+}
+
 /* Four u16 / u8 pixels as floats (gcc scalarises __builtin_convertvector
  * from narrow integers, hence SSE2 where there is SSE2). */
 static inline ms_v4f ms_v4_from_u16(const uint16_t *p)

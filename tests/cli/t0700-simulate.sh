@@ -77,4 +77,19 @@ test_expect_success 'SIGTERM ends an endless stream with its end record' '
 	test $rc -eq 143 && ms-info long >info && grep -q "^complete	yes" info
 '
 
+test_expect_success '--crlb prints the bound at each sweep step, shrinking with photons' '
+	ms-simulate --crlb --format u16 --photons 10000 --sweep -2000:2000:1000 >b4 &&
+	head -n 1 b4 | grep -q "^# z_nm	crlb_x_px	crlb_y_px	crlb_z_nm$" &&
+	test $(grep -vc "^#" b4) -eq 5 &&
+	ms-simulate --crlb --format u16 --photons 40000 --fixed-z -1000 >b16 &&
+	test $(grep -vc "^#" b16) -eq 1 &&
+	awk "FNR == NR { if (\$1 == -1000) { x = \$2; z = \$4 }; next } !/^#/ {
+		r = x / \$2; q = z / \$4; exit !(r > 1.99 && r < 2.01 && q > 1.99 && q < 2.01) }" b4 b16
+'
+
+test_expect_success '--crlb refuses no photons and frame outputs' '
+	fails_cleanly 2 "photons" ms-simulate --crlb --photons 0 &&
+	fails_cleanly 2 "crlb" ms-simulate --crlb -o x.tif
+'
+
 test_done

@@ -470,6 +470,57 @@ static void test_params(void)
 	tap_ok(!ms_beadsim_new(&p, &e) && strstr(e.msg, "9"), "supersampling 9 is refused: %s", e.msg);
 }
 
+/*
+ * The Cramer-Rao bound. For a bead at a ROI's centre the x derivative is
+ * odd about it and those of y, z, gain and offset are even in x, so x
+ * decouples and its bound is 1/sqrt(F_xx): summed here directly, without
+ * the library's matrix inverse. The bound falls as 1/sqrt(photons), rises
+ * with read noise, is the same in x and y, and has no value without noise.
+ */
+static void test_crlb(const struct ms_beadsim *s)
+{
+	enum { W = 48 };
+	struct ms_crlb_camera cam = { .photons = 10000, .read_noise_e = 0, .adu_e = 0 };
+	struct ms_crlb b, b4, br;
+	ms_err e = { "" };
+	int rc = ms_beadsim_crlb(s, W, 24, 24, -1500, &cam, &b, &e);
+	tap_ok(rc == 0 && b.x_px > 0 && b.z_nm > 0, "a bound at 1e4 photons: x %.3g px, y %.3g px, "
+	       "z %.3g nm", b.x_px, b.y_px, b.z_nm);
+	float *p = calloc(W * W, sizeof *p), *m = calloc(W * W, sizeof *m), *c = calloc(W * W, 4);
+	ms_beadsim_fill(s, p, W * W);
+	ms_beadsim_fill(s, m, W * W);
+	ms_beadsim_fill(s, c, W * W);
+	ms_beadsim_add(s, p, W, W, 24.02, 24, -1500, &e);
+	ms_beadsim_add(s, m, W, W, 23.98, 24, -1500, &e);
+	ms_beadsim_add(s, c, W, W, 24, 24, -1500, &e);
+	double f = 0;
+	for (int i = 0; i < W * W; i++) {
+		double d = 1e4 * ((double)p[i] - m[i]) / 0.04;
+		f += d * d / (1e4 * c[i]);
+	}
+	tap_near(b.x_px, 1 / sqrt(f), 1e-3 * b.x_px, "x bound is 1/sqrt(F_xx) (%.5g px)",
+		 1 / sqrt(f));
+	tap_near(b.y_px, b.x_px, 1e-3 * b.x_px, "y bound equals x bound for a centred bead");
+	cam.photons = 40000;
+	ms_beadsim_crlb(s, W, 24, 24, -1500, &cam, &b4, &e);
+	tap_near(b4.x_px, b.x_px / 2, 1e-6, "4x the photons halve the x bound");
+	tap_near(b4.z_nm, b.z_nm / 2, 1e-6 * b.z_nm, "and the z bound");
+	cam.photons = 10000;
+	cam.read_noise_e = 60;
+	ms_beadsim_crlb(s, W, 24, 24, -1500, &cam, &br, &e);
+	tap_ok(br.x_px > 1.05 * b.x_px && br.z_nm > 1.05 * b.z_nm, "read noise of 60 e- raises "
+	       "the bound (x %.3g px, z %.3g nm)", br.x_px, br.z_nm);
+	cam.photons = 0;
+	tap_ok(ms_beadsim_crlb(s, W, 24, 24, -1500, &cam, &b, &e) < 0 && strstr(e.msg, "photons"),
+	       "no photons, no bound: %s", e.msg);
+	cam.photons = 1e4;
+	tap_ok(ms_beadsim_crlb(s, W, 24, 24, 9000, &cam, &b, &e) < 0 && strstr(e.msg, "outside"),
+	       "a z outside the model's table is refused: %s", e.msg);
+	free(p);
+	free(m);
+	free(c);
+}
+
 int main(void)
 {
 	test_params();
@@ -479,6 +530,7 @@ int main(void)
 	test_render(s);
 	test_look(s);
 	test_range_independent(s);
+	test_crlb(s);
 	ms_beadsim_free(s);
 	test_rng();
 	test_camera();
