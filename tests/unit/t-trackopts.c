@@ -121,7 +121,7 @@ static void test_apply(void)
 	parse(none, &p, &other);
 	tap_ok(same(&p, &d), "other options leave the params alone");
 	tap_int(ms_trackopts_apply(&p, NULL, 'x', "1"), 0, "an unrelated key is not applied");
-	tap_int(ms_trackopts_apply(&p, NULL, MS_KEY_TRACK + 10, "1"), 0,
+	tap_int(ms_trackopts_apply(&p, NULL, MS_KEY_TRACK + 19, "1"), 0,
 	        "the key after the last tracking option is not one");
 	tap_int(ms_trackopts_apply(&p, NULL, MS_KEY_TRACK - 1, "1"), 0,
 	        "the key before the first tracking option is not one");
@@ -181,7 +181,7 @@ static void test_bad(void)
 	expect_usage("--roi-size", "64px", "invalid value '64px' for --roi-size: not an integer");
 	expect_usage("--com-background", "avg",
 	             "invalid value 'avg' for --com-background: must be one of none, mean, median");
-	expect_usage("--xy-method", "qi", "invalid value 'qi' for --xy-method: must be one of com, autoconv, autoconv-fine");
+	expect_usage("--xy-method", "gauss", "invalid value 'gauss' for --xy-method: must be one of com, autoconv, autoconv-fine, radial-fit, qi");
 	expect_usage("--autoconv-iterations", "-1",
 	             "invalid value '-1' for --autoconv-iterations: must be from 0 to 100");
 	expect_usage("--autoconv-iterations", "101",
@@ -195,7 +195,7 @@ static void test_bad(void)
 	expect_usage("--oversample", "0", "invalid value '0' for --oversample: must be from 1 to 16");
 	expect_usage("--oversample", "17", "invalid value '17' for --oversample: must be from 1 to 16");
 	expect_usage("--profile-weighting", "spline",
-	             "invalid value 'spline' for --profile-weighting: must be one of nearest, linear, cubic");
+	             "invalid value 'spline' for --profile-weighting: must be one of nearest, linear, cubic, bilinear, area");
 	expect_usage("--z-method", "l2", "invalid value 'l2' for --z-method: must be one of pearson, ssd");
 	expect_usage("--z-fit-points", "8", "invalid value '8' for --z-fit-points: must be odd");
 	expect_usage("--z-fit-points", "x", "invalid value 'x' for --z-fit-points: not an integer");
@@ -205,9 +205,9 @@ int main(void)
 {
 	struct ms_track_params d;
 	ms_track_params_default(&d);
-	tap_ok(d.roi_size == 64 && d.com_bg == MS_COM_BG_MEDIAN && d.xy == MS_XY_AUTOCONV &&
+	tap_ok(d.roi_size == 64 && d.com_bg == MS_COM_BG_MEDIAN && d.xy == MS_XY_RADIAL_FIT &&
 	       d.autoconv_iters == 5 && d.line_ratio == 0.1 && d.xy_n_local == 5 && d.oversample == 1 &&
-	       d.weighting == MS_PROFILE_CUBIC && d.z == MS_Z_PEARSON && d.z_n_local == 7,
+	       d.weighting == MS_PROFILE_LINEAR && d.z == MS_Z_PEARSON && d.z_n_local == 7,
 	       "the defaults are those the option help states");
 	test_apply();
 	test_words();
