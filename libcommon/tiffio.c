@@ -101,6 +101,10 @@ struct ms_tiff_reader {
 	bool contiguous;	/* ImageJ's one-IFD stack: frames back to back */
 	uint64_t contig_off;
 	bool swab;		/* file order differs from ours (contiguous path) */
+	uint64_t *page_off;	/* per page: its pixels' offset when they lie uncompressed
+				 * and back to back, so pread reads them; UINT64_MAX: use
+				 * libtiff (nframes entries, or NULL) */
+	size_t page_cap;
 	uint64_t *t_ns;		/* nframes entries, or NULL */
 	bool has_ts;
 	unsigned char *tilebuf;
@@ -427,6 +431,45 @@ static int check_page(struct ms_tiff_reader *r, size_t i, ms_err *e)
 }
 
 /*
+ * Record where page i's pixels are, if they can be read by one pread: an
+ * uncompressed page in strips that lie back to back and hold exactly one
+ * frame. Reading such a page then needs no directory walk, which costs
+ * libtiff a few hundred small reads and seeks per page. Called with
+ * libtiff on page i; out of memory only loses the fast path.
+ */
+static void note_page(struct ms_tiff_reader *r, size_t i)
+{
+	if (i >= r->page_cap) {
+		size_t cap = r->page_cap ? 2 * r->page_cap : 64;
+		uint64_t *p = realloc(r->page_off, cap * sizeof *p);
+		if (!p) {
+			free(r->page_off);
+			r->page_off = NULL;
+			r->page_cap = SIZE_MAX;
+			return;
+		}
+		r->page_off = p;
+		r->page_cap = cap;
+	}
+	if (!r->page_off)
+		return;
+	TIFF *tif = r->tif;
+	uint16_t comp = 1;
+	TIFFGetFieldDefaulted(tif, TIFFTAG_COMPRESSION, &comp);
+	uint64_t off = UINT64_MAX;
+	if (comp == COMPRESSION_NONE && !TIFFIsTiled(tif)) {
+		uint32_t n = TIFFNumberOfStrips(tif);
+		uint64_t first = TIFFGetStrileOffset(tif, 0), next = first;
+		for (uint32_t k = 0; k < n && next != UINT64_MAX; k++)
+			next = TIFFGetStrileOffset(tif, k) == next
+				? next + TIFFGetStrileByteCount(tif, k) : UINT64_MAX;
+		if (next != UINT64_MAX && next - first == r->frame_bytes && next <= r->fsize)
+			off = first;
+	}
+	r->page_off[i] = off;
+}
+
+/*
  * ImageJ's big stacks: one IFD, "images=N" in the description, and the N
  * frames uncompressed and back to back from the first page's data on.
  */
@@ -518,6 +561,8 @@ struct ms_tiff_reader *ms_tiff_open_read(const char *path, ms_err *e)
 	if (check_page(r, 0, e) < 0) {
 		goto fail;
 	}
+	r->swab = TIFFIsBigEndian(r->tif) != host_is_be();
+	note_page(r, 0);
 	const char *desc = NULL;
 	if (!TIFFGetField(r->tif, TIFFTAG_IMAGEDESCRIPTION, &desc))
 		desc = NULL;
@@ -550,6 +595,7 @@ struct ms_tiff_reader *ms_tiff_open_read(const char *path, ms_err *e)
 		if (check_page(r, n, e) < 0) {
 			goto fail;
 		}
+		note_page(r, n);
 		n++;
 		if (n > UINT32_MAX) {
 			ms_err_set(e, "'%s' has more pages than can be read", path);
@@ -591,10 +637,9 @@ int ms_tiff_has_timestamps(const struct ms_tiff_reader *r)
 	return r->has_ts;
 }
 
-static int read_contiguous(struct ms_tiff_reader *r, size_t i, void *pixels, ms_err *e)
+static int read_at(struct ms_tiff_reader *r, uint64_t off, size_t i, void *pixels, ms_err *e)
 {
 	unsigned char *dst = pixels;
-	uint64_t off = r->contig_off + (uint64_t)i * r->frame_bytes;
 	size_t done = 0;
 	while (done < r->frame_bytes) {
 		ssize_t got = pread(r->fd, dst + done, r->frame_bytes - done, (off_t)(off + done));
@@ -610,6 +655,11 @@ static int read_contiguous(struct ms_tiff_reader *r, size_t i, void *pixels, ms_
 	if (r->swab && r->info.fmt == MS_PIX_U16)
 		swap16(pixels, r->frame_bytes);
 	return 0;
+}
+
+static int read_contiguous(struct ms_tiff_reader *r, size_t i, void *pixels, ms_err *e)
+{
+	return read_at(r, r->contig_off + (uint64_t)i * r->frame_bytes, i, pixels, e);
 }
 
 static int read_strips(struct ms_tiff_reader *r, size_t i, unsigned char *dst, ms_err *e)
@@ -700,6 +750,8 @@ int ms_tiff_read(struct ms_tiff_reader *r, size_t i, void *pixels, uint64_t *t_n
 	int rc;
 	if (r->contiguous)
 		rc = read_contiguous(r, i, pixels, e);
+	else if (r->page_off && r->page_off[i] != UINT64_MAX)
+		rc = read_at(r, r->page_off[i], i, pixels, e);
 	else if ((rc = seek_page(r, i, e)) == 0)
 		rc = TIFFIsTiled(r->tif) ? read_tiles(r, i, pixels, e) : read_strips(r, i, pixels, e);
 	if (rc < 0)
@@ -716,6 +768,7 @@ void ms_tiff_close_read(struct ms_tiff_reader *r)
 	if (r->tif)
 		TIFFClose(r->tif);
 	free(r->t_ns);
+	free(r->page_off);
 	free(r->tilebuf);
 	free(r->path);
 	free(r);
