@@ -855,6 +855,8 @@ int main(int argc, char **argv)
 	uint64_t base_i = 0;
 	uint64_t i;
 	bool broken_pipe = false;
+	double max_late_ns = 0;
+	uint64_t late_frames = 0;
 	for (i = 0; (cp->frames == 0 || i < cp->frames) && !stop_signal && !r.quit; i++) {
 		if (r.srv) {
 			ms_ctl_server_dispatch(r.srv, on_command, &r);
@@ -910,6 +912,11 @@ int main(int argc, char **argv)
 				i--;
 				continue;
 			}
+			/* How late the frame goes out: the camera's own lag, for -v. */
+			double late = mono_since(&t0) * 1e9 - sched_ns;
+			if (late > max_late_ns)
+				max_late_ns = late;
+			late_frames += late > 1e9 / cp->fps;
 		}
 		if (tw) {
 			if (ms_tiff_write(tw, pixels, t_ns, &e) < 0)
@@ -972,6 +979,9 @@ int main(int argc, char **argv)
 		        ms_progname(), i, elapsed, elapsed > 0 ? (double)i / elapsed : 0.0, r.setup_s,
 		        stop_signal ? " (stopped by a signal)" : r.quit ? " (stopped by a quit command)" : "");
 
+	if (cp->verbose > 0 && !cp->fast && i > 0)
+		fprintf(stderr, "%s: frames went out at most %.2f ms after their time; %" PRIu64
+		        " more than a frame period late\n", ms_progname(), max_late_ns / 1e6, late_frames);
 	ms_beadsim_free(r.sim);
 	ms_rois_free(&rois);
 	free(beads);

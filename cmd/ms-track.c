@@ -201,6 +201,7 @@ struct shared {
 struct drops {
 	pthread_mutex_t mu;
 	uint64_t n;			/* since the last report */
+	uint64_t total;			/* in all */
 	uint64_t first_seq, last_seq, first_t, last_t;
 	bool known;			/* seq and t of the first and last are known */
 	double last_report;
@@ -219,6 +220,7 @@ static void on_drop(void *ctx, const struct ms_drop *d)
 	dr->last_seq = d->seq;
 	dr->last_t = d->t_ns;
 	dr->n++;
+	dr->total++;
 	pthread_mutex_unlock(&dr->mu);
 }
 
@@ -227,8 +229,7 @@ static void on_drop(void *ctx, const struct ms_drop *d)
  * at the end), a warning and an event with the frames' sequence numbers
  * and the times the camera took them.
  */
-static void report_drops(struct drops *dr, struct ms_ctl_server *srv, uint64_t total, bool quiet,
-                         bool final)
+static void report_drops(struct drops *dr, struct ms_ctl_server *srv, bool quiet, bool final)
 {
 	double now = ms_ctl_now();
 	pthread_mutex_lock(&dr->mu);
@@ -237,6 +238,7 @@ static void report_drops(struct drops *dr, struct ms_ctl_server *srv, uint64_t t
 		return;
 	}
 	struct drops d = *dr;
+	uint64_t total = dr->total;
 	dr->n = 0;
 	dr->last_report = now;
 	pthread_mutex_unlock(&dr->mu);
@@ -842,7 +844,7 @@ int main(int argc, char **argv)
 			apply_requests(&st, &sh);
 		dropped = fb->dropped;
 		if (shm)
-			report_drops(&drops, sh.srv, dropped, c.verbose < 0, false);
+			report_drops(&drops, sh.srv, c.verbose < 0, false);
 		pthread_mutex_lock(&sh.mu);
 		sh.dropped = dropped;
 		bool acquiring = sh.acquiring;
@@ -902,7 +904,7 @@ int main(int argc, char **argv)
 	/* The reader thread is gone: the source's count is final and ours to read. */
 	if (shm) {
 		dropped = ms_framesrc_dropped(src);
-		report_drops(&drops, sh.srv, dropped, c.verbose < 0, true);
+		report_drops(&drops, sh.srv, c.verbose < 0, true);
 	}
 	if (latency && (ferror(latency) | (fclose(latency) != 0)))
 		ms_die("error writing '%s':", c.latency_log);
