@@ -47,10 +47,14 @@ test_expect_success 'the tracks the killed tracker wrote read back with h5py' '
 import h5py, numpy as np
 t = h5py.File(\"data/t1.h5\", \"r\")[\"tracking\"]
 nf = t[\"frame_timestamps_ns\"].shape[0]
-n = min(2 * nf, t[\"positions_nm\"].shape[0])
+# A kill -9 can land inside an append: trust the batches before the last.
+counts = t[\"batch_record_count\"][:]
+n = int(counts[:-1].sum())
+assert n <= t[\"positions_nm\"].shape[0], n
 p = t[\"positions_nm\"][:n]
-assert nf > 10, nf
-assert np.isfinite(p[:, :2]).all()
+assert nf > 10 and n > 20, (nf, n)
+# a tethered bead may wander to its ROI edge: flagged NaN, not garbage
+assert np.isfinite(p[:, :2]).mean() > 0.9
 print(nf, \"frames before the kill\")
 " &&
 	ms-info data/t1.h5 | grep -q "^frames	[1-9]"
