@@ -426,28 +426,22 @@ static void on_command(void *ctx, struct ms_ctl_server *srv, struct ms_ctl_req *
 		}
 		ms_ctl_ok(reply, size, "%s", text);
 	} else if (strcmp(verb, "acquisition") == 0) {
-		const char *v = cmd->argc == 1 ? cmd->argv[0] : "";
-		bool on = ms_camera_acquiring(l->cam);
-		if (cmd->argc == 0) {
-			ms_ctl_ok(reply, size, "acquisition=%s", on ? "on" : "off");
-		} else if (strcmp(v, "on") == 0 || strcmp(v, "off") == 0) {
-			bool want = v[1] == 'n';
+		bool on = ms_camera_acquiring(l->cam), want;
+		int k = ms_ctl_switch_arg(cmd, &want, reply, size);
+		if (k > 0 && want != on) {
 			ms_err e = { "" };
-			if (want != on) {
-				if (want ? resume(l, &e) < 0 : ms_camera_stop(l->cam, &e) < 0) {
-					if (want) {
-						l->failed = true;
-						l->fail = e;
-					}
-					ms_ctl_err(reply, size, MS_CTL_FAILED, "%s", e.msg);
-					return;
+			if (want ? resume(l, &e) < 0 : ms_camera_stop(l->cam, &e) < 0) {
+				if (want) {
+					l->failed = true;
+					l->fail = e;
 				}
-				ms_ctl_server_event(l->srv, NULL, "acquisition state=%s", v);
+				ms_ctl_err(reply, size, MS_CTL_FAILED, "%s", e.msg);
+				return;
 			}
-			ms_ctl_ok(reply, size, "acquisition=%s", v);
-		} else {
-			ms_ctl_err(reply, size, MS_CTL_USAGE, "acquisition [on|off]");
+			ms_ctl_server_event(l->srv, NULL, "acquisition state=%s", want ? "on" : "off");
 		}
+		if (k >= 0)
+			ms_ctl_ok(reply, size, "acquisition=%s", (k ? want : on) ? "on" : "off");
 	} else if (strcmp(verb, "quit") == 0) {
 		l->quit = true;
 		ms_ctl_ok(reply, size, "stopping");

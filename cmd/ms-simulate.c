@@ -610,19 +610,14 @@ static void on_command(void *ctx, struct ms_ctl_server *srv, struct ms_ctl_req *
 			}
 		ms_ctl_ok(reply, size, "%s", text);
 	} else if (strcmp(verb, "acquisition") == 0) {
-		const char *v = cmd->argc == 1 ? cmd->argv[0] : "";
-		if (cmd->argc == 0) {
-			ms_ctl_ok(reply, size, "acquisition=%s", r->paused ? "off" : "on");
-		} else if (strcmp(v, "on") == 0 || strcmp(v, "off") == 0) {
-			bool paused = v[1] == 'f';
-			if (paused != r->paused) {
-				r->paused = paused;
-				ms_ctl_server_event(r->srv, NULL, "acquisition state=%s", v);
-			}
-			ms_ctl_ok(reply, size, "acquisition=%s", v);
-		} else {
-			ms_ctl_err(reply, size, MS_CTL_USAGE, "acquisition [on|off]");
+		bool on;
+		int k = ms_ctl_switch_arg(cmd, &on, reply, size);
+		if (k > 0 && on == r->paused) {
+			r->paused = !on;
+			ms_ctl_server_event(r->srv, NULL, "acquisition state=%s", on ? "on" : "off");
 		}
+		if (k >= 0)
+			ms_ctl_ok(reply, size, "acquisition=%s", r->paused ? "off" : "on");
 	} else if (strcmp(verb, "quit") == 0) {
 		r->quit = true;
 		ms_ctl_ok(reply, size, "stopping");

@@ -622,13 +622,14 @@ static void on_command(void *ctx, struct ms_ctl_server *srv, struct ms_ctl_req *
 	} else if (strcmp(c->verb, "roi") == 0) {
 		cmd_roi(sh, c, q->reply, sizeof q->reply);
 	} else if (strcmp(c->verb, "acquisition") == 0) {
-		if (c->argc == 1 && (word_is(c, 0, "on") || word_is(c, 0, "off"))) {
-			sh->acquiring = word_is(c, 0, "on");
-			ms_ctl_ok(q->reply, sizeof q->reply, "acquisition=%s", c->argv[0]);
-			ms_ctl_server_event(sh->srv, NULL, "acquisition state=%s", c->argv[0]);
-		} else {
-			ms_ctl_err(q->reply, sizeof q->reply, MS_CTL_USAGE, "acquisition takes on or off");
+		bool on;
+		int k = ms_ctl_switch_arg(c, &on, q->reply, sizeof q->reply);
+		if (k > 0 && on != sh->acquiring) {
+			sh->acquiring = on;
+			ms_ctl_server_event(sh->srv, NULL, "acquisition state=%s", on ? "on" : "off");
 		}
+		if (k >= 0)
+			ms_ctl_ok(q->reply, sizeof q->reply, "acquisition=%s", sh->acquiring ? "on" : "off");
 	} else if (strcmp(c->verb, "saving") == 0) {
 		cmd_saving(sh, c, q->reply, sizeof q->reply);
 	} else if (strcmp(c->verb, "help") == 0) {

@@ -191,6 +191,18 @@ int ms_ctl_kv(const char *word, char *key, size_t keysize, const char **value)
 	return 1;
 }
 
+int ms_ctl_switch_arg(const struct ms_ctl_cmd *c, bool *on, char *reply, size_t size)
+{
+	if (c->argc == 0)
+		return 0;
+	if (c->argc == 1 && (strcmp(c->argv[0], "on") == 0 || strcmp(c->argv[0], "off") == 0)) {
+		*on = c->argv[0][1] == 'n';
+		return 1;
+	}
+	ms_ctl_err(reply, size, MS_CTL_USAGE, "%s [on|off]", c->verb);
+	return -1;
+}
+
 int ms_ctl_get(const char *text, const char *key, char *val, size_t size)
 {
 	char store[MS_CTL_LINE_MAX + 1];

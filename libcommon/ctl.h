@@ -86,6 +86,12 @@ int ms_ctl_kv(const char *word, char *key, size_t keysize, const char **value);
  * (unquoted) value into val and returns 1, or returns 0 if it is absent.
  */
 int ms_ctl_get(const char *text, const char *key, char *val, size_t size);
+/*
+ * The arguments of a switch verb, "VERB [on|off]" (acquisition, saving):
+ * 1 with *on set for "on" or "off", 0 for the bare verb (a query), -1 for
+ * anything else, with reply (size bytes) set to "err usage VERB [on|off]".
+ */
+int ms_ctl_switch_arg(const struct ms_ctl_cmd *c, bool *on, char *reply, size_t size);
 
 /*
  * Append word to out (size bytes, NUL-terminated, holding len bytes),

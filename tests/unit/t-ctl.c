@@ -703,8 +703,37 @@ static void test_rate(void)
 	tap_near(ms_ctl_rate_get(&r, 20.0), 0, 0, "a rate stops when events stop");
 }
 
+static void test_switch_arg(void)
+{
+	static const struct {
+		const char *line;
+		int rc;
+		bool on;
+	} cases[] = {
+		{ "track acquisition", 0, false },
+		{ "track acquisition on", 1, true },
+		{ "track acquisition off", 1, false },
+		{ "track acquisition maybe", -1, false },
+		{ "track acquisition on off", -1, false },
+	};
+	for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+		struct ms_ctl_cmd c;
+		ms_err e;
+		char reply[MS_CTL_LINE_MAX] = "";
+		bool on = !cases[i].on;
+		ms_ctl_parse(&c, cases[i].line, strlen(cases[i].line), &e);
+		int rc = ms_ctl_switch_arg(&c, &on, reply, sizeof reply);
+		tap_int(rc, cases[i].rc, "switch '%s' gives %d", cases[i].line, cases[i].rc);
+		if (rc > 0)
+			tap_int(on, cases[i].on, "switch '%s' is %s", cases[i].line, cases[i].on ? "on" : "off");
+		if (rc < 0)
+			tap_str(reply, "err usage acquisition [on|off]", "switch '%s' says how", cases[i].line);
+	}
+}
+
 int main(void)
 {
+	test_switch_arg();
 	test_split();
 	test_parse();
 	test_quote();
