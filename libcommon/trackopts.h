@@ -35,7 +35,7 @@
 	{ "qi-angular-steps", MS_KEY_TRACK + 17, "N", "QI angles sampled per quadrant (ROI size / 2)", NULL }, \
 	{ "qi-radius", MS_KEY_TRACK + 18, "MIN:MAX", "QI radius range in pixels (1:ROI size / 2 - 2)", NULL }, \
 	{ "z-weights", MS_KEY_TRACK + 14, "W", "profile bin weights in the match: radius, uniform (radius)", "radius uniform" }, \
-	{ "z-search", MS_KEY_TRACK + 11, "N", "a near-tie goes to a match within N planes of the previous z; 0: never (8)", NULL }
+	{ "z-search", MS_KEY_TRACK + 11, "N", "start the z search within N planes of the previous z, which also wins near-ties; 0: whole table (8)", NULL }
 
 /*
  * Apply option key with argument arg to p. Returns 1 if key was one of

@@ -53,6 +53,7 @@ struct frame_job {
 	enum ms_pixfmt fmt;
 	size_t stride;
 	int w;
+	const double *z_prev;	/* per ROI: its bead's z, as a tracked bead's last z */
 	struct ms_xyz *out;
 };
 
@@ -114,7 +115,7 @@ static void job_roi(void *ctx, size_t item, int worker)
 	struct ms_roi_in in = {
 		.frame = j->frame, .fmt = j->fmt, .stride = j->stride,
 		.x0 = (int)(i % NB_X) * j->w, .y0 = (int)(i / NB_X) * j->w,
-		.lut_bead = 0, .z_prev = NAN,
+		.lut_bead = 0, .z_prev = j->z_prev[i],
 	};
 	ms_track_roi(j->t, j->ws[worker], &in, &j->out[item], NULL);
 }
@@ -179,9 +180,10 @@ static void bench_size(struct bench *b, int w, int max_threads)
 
 	/* the frame as floats, then quantised into u8 and u16 with noise */
 	float *img = ms_xmalloc(sizeof(float) * fw * fh);
+	double *zs = ms_xmalloc(nroi * sizeof *zs);
 	for (int i = 0; i < nroi; i++) {
 		double cx = w / 2 + 4 * ms_rng_uniform(&g) - 2, cy = w / 2 + 4 * ms_rng_uniform(&g) - 2;
-		double z = -5000 + 10000 * ms_rng_uniform(&g);
+		double z = zs[i] = -5000 + 10000 * ms_rng_uniform(&g);
 		float *roi = img + (size_t)(i / NB_X) * w * fw + (size_t)(i % NB_X) * w;
 		ms_synth_bead(roi, w, w, fw, cx, cy, z, 2);
 	}
@@ -306,7 +308,7 @@ static void bench_size(struct bench *b, int w, int max_threads)
 				struct frame_job j = {
 					.t = tp, .ws = ws, .frame = f ? (const void *)f16 : f8,
 					.fmt = f ? MS_PIX_U16 : MS_PIX_U8, .stride = (size_t)fw,
-					.w = w, .out = out,
+					.w = w, .z_prev = zs, .out = out,
 				};
 				TIME_LOOP(b, 1, ms_pool_run(pool, (size_t)REPS * nroi, job_roi, &j));
 				for (int i = 0; i < nroi; i++)
@@ -328,6 +330,7 @@ static void bench_size(struct bench *b, int w, int max_threads)
 		free(profs[i]);
 	free(profs);
 	free(out);
+	free(zs);
 	free(sw);
 	free(gram);
 	free(scores);

@@ -29,6 +29,7 @@ struct ms_tracker {
 	float *gram;		/* [nbeads][nplanes][4]: ms_z_gram of each bead's planes */
 	float *sw;		/* [zstride]: sqrt of the bin weights */
 	double *prefix;		/* [nbeads][nplanes][ms_z_prefix_len]: ms_z_prefix of the planes */
+	float *zaccept;		/* [nbeads][nplanes] or NULL: find_z's window test (see there) */
 };
 
 struct ms_track_ws {
@@ -44,6 +45,7 @@ struct ms_track_ws {
 	float *scores;		/* nplanes */
 	float *zstats;		/* 2 nplanes: ms_z_scores_from's plane statistics */
 	float *zgram;		/* 4 nplanes: the Gram band over a saturated profile's bins */
+	size_t zscored;		/* planes scored for the last ROI's z */
 	int *satlo, *sathi;	/* w: per row, the first and last saturated column */
 	uint32_t *hist;		/* MS_ROI_HIST_LEN */
 	struct ms_acfine *acf;	/* AUTOCONV_FINE's and RADIAL_FIT's FFT plans, else NULL */
@@ -164,6 +166,45 @@ static int check_lut(const struct ms_track_params *p, size_t plen, const struct 
 	return 0;
 }
 
+/*
+ * find_z's test for a windowed search. For plane j, let c be the largest
+ * overlap (cosine) between it and any plane more than z_search planes
+ * away, theta = acos(c) their smallest angle. All vectors are unit (or
+ * zero), so if the profile p is within theta/2 of j, every such distant
+ * plane k is farther from p than j is (angle(p, k) >= angle(j, k) -
+ * angle(p, j) > angle(p, j)): j beats them all without scoring them.
+ * zaccept[j] is the cosine of theta/2, raised a little for float rounding.
+ * It costs nplanes^2 dot products per bead, so a table too big for that
+ * (thousands of planes and beads) goes without, and is always scored whole.
+ */
+static void set_window_test(struct ms_tracker *t)
+{
+	size_t n = t->nplanes, W = (size_t)t->p.z_search;
+	if (W == 0 || !t->z_rising || n <= 2 * W + 1 ||
+	    (double)t->nbeads * n * n * t->zstride > 4e9)
+		return;
+	if (!(t->zaccept = malloc(t->nbeads * n * sizeof *t->zaccept)))
+		return;		/* only a shortcut: the whole table is scored */
+	for (size_t b = 0; b < t->nbeads; b++) {
+		const float *pl = t->planes + b * n * t->zstride;
+		float *acc = t->zaccept + b * n;
+		for (size_t j = 0; j < n; j++)
+			acc[j] = -1;
+		for (size_t j = 0; j < n; j++)
+			for (size_t k = j + W + 1; k < n; k++) {
+				float c = ms_dot(pl + j * t->zstride, pl + k * t->zstride, t->zstride);
+				if (c > acc[j])
+					acc[j] = c;
+				if (c > acc[k])
+					acc[k] = c;
+			}
+		for (size_t j = 0; j < n; j++) {
+			double c = acc[j] > 1 ? 1 : acc[j] < -1 ? -1 : acc[j];
+			acc[j] = (float)(sqrt(0.5 * (1 + c)) + 1e-5);
+		}
+	}
+}
+
 struct ms_tracker *ms_tracker_new(const struct ms_track_params *p, const struct ms_zlut *lut,
 				  ms_err *e)
 {
@@ -214,6 +255,7 @@ struct ms_tracker *ms_tracker_new(const struct ms_track_params *p, const struct 
 		ms_z_prefix(pl, t->nplanes, plen, t->sw,
 			    t->prefix + b * t->nplanes * ms_z_prefix_len(plen));
 	}
+	set_window_test(t);
 	return t;
 }
 
@@ -226,6 +268,7 @@ void ms_tracker_free(struct ms_tracker *t)
 	free(t->gram);
 	free(t->sw);
 	free(t->prefix);
+	free(t->zaccept);
 	free(t);
 }
 
@@ -531,36 +574,102 @@ static size_t plane_at(const struct ms_tracker *t, double z)
 	return lo;
 }
 
+/* Score planes lo .. hi-1 of a bead against ws->pn (no saturated core). */
+static void score_planes(const struct ms_tracker *t, struct ms_track_ws *ws, const float *planes,
+			 size_t lo, size_t hi)
+{
+	if (lo < hi)
+		ms_z_scores(ws->pn, planes + lo * t->zstride, hi - lo, t->zstride, t->p.z,
+			    ws->scores + lo);
+	ws->zscored += hi - lo;
+}
+
+/*
+ * The search near the previous z: score the planes within z_search of
+ * the plane at z_prev, and keep widening the scored range until it holds
+ * the best plane's own z_search neighbours (and the fit's). If the
+ * profile is then close enough to that plane (zaccept), no plane outside
+ * the range can beat it, so it is the best of the whole table, found for
+ * a fraction of the cost. Returns it, or n when the whole table has to be
+ * scored (the bead moved far, or the match is too poor to tell); *lo and
+ * *hi get the range scored.
+ */
+static size_t window_search(const struct ms_tracker *t, struct ms_track_ws *ws, size_t bead,
+			    const float *planes, double z_prev, size_t *lo, size_t *hi)
+{
+	const struct ms_track_params *p = &t->p;
+	size_t n = t->nplanes, W = (size_t)p->z_search;
+	size_t fit = p->z_fit == MS_ZFIT_CUBIC ? 2 : (size_t)p->z_n_local / 2;
+	size_t reach = W > fit ? W : fit, c = plane_at(t, z_prev);
+	if (c >= n)
+		c = n - 1;
+	size_t a = c > W ? c - W : 0, b = c + W + 1 < n ? c + W + 1 : n, best;
+	score_planes(t, ws, planes, a, b);
+	for (;;) {
+		best = ms_z_argmax(ws->scores, a, b);
+		size_t na = best > reach ? best - reach : 0;
+		size_t nb = best + reach + 1 < n ? best + reach + 1 : n;
+		if (na >= a && nb <= b)
+			break;
+		if (na < a) {
+			score_planes(t, ws, planes, na, a);
+			a = na;
+		}
+		if (nb > b) {
+			score_planes(t, ws, planes, b, nb);
+			b = nb;
+		}
+	}
+	*lo = a;
+	*hi = b;
+	/* the cosine of the profile and the plane; SSD of unit vectors is 2r - 2 */
+	double r = p->z == MS_Z_SSD ? 0.5 * ws->scores[best] + 1 : ws->scores[best];
+	return r > t->zaccept[bead * n + best] ? best : n;
+}
+
 /*
  * z of the normalised profile in ws->pn, from bins first.. (a saturated
- * core below them). Every plane is scored: 121 planes cost about a
- * microsecond, and a search confined to a window about the previous z
- * can settle on a spurious local match when the bead has moved beyond
- * the window (as it does between batches of a fast focus sweep). The
- * previous z decides between near-equal matches instead: the best plane
- * within z_search of it is taken when it is interior to that window and
- * no worse than the best overall by more than half the best's own
- * distance from a perfect match (the size of a score's noise), so that a
- * bead whose profile resembles two distant planes does not jump between
- * them, and a clearly better match anywhere always wins.
+ * core below them). The search starts at the previous z (window_search)
+ * and falls back to scoring every plane, which costs about a microsecond
+ * for 121. It cannot settle on a spurious local match when the bead has
+ * moved beyond the window (as it does between batches of a fast focus
+ * sweep): the window's answer is taken only when no plane outside it can
+ * be better. The previous z also decides between near-equal matches: the
+ * best plane within z_search of it is taken when it is interior to that
+ * window and no worse than the best overall by more than half the best's
+ * own distance from a perfect match (the size of a score's noise), so
+ * that a bead whose profile resembles two distant planes does not jump
+ * between them, and a clearly better match anywhere always wins.
  */
 static double find_z(const struct ms_tracker *t, struct ms_track_ws *ws, size_t bead,
 		     double z_prev, size_t first, unsigned *flags)
 {
 	const struct ms_track_params *p = &t->p;
-	size_t n = t->nplanes, best;
+	size_t n = t->nplanes, best = n;
 	const float *planes = t->planes + bead * n * t->zstride;
 	const float *gram = t->gram + bead * n * 4;
+	int local = p->z_search > 0 && t->z_rising && isfinite(z_prev);
+	ws->zscored = 0;
 	if (first > 1) {
 		/* every plane, re-normalised over the bins outside the core */
 		ms_z_scores_from(ws->pn, planes, n, t->plen, first, t->sw,
 				 t->prefix + bead * n * ms_z_prefix_len(t->plen), p->z, ws->scores,
 				 ws->zstats);
+		ws->zscored = n;
 	} else {
-		ms_z_scores(ws->pn, planes, n, t->zstride, p->z, ws->scores);
+		size_t lo = 0, hi = 0;
+		if (local && t->zaccept)
+			best = window_search(t, ws, bead, planes, z_prev, &lo, &hi);
+		if (best == n) {
+			score_planes(t, ws, planes, 0, lo);
+			score_planes(t, ws, planes, hi, n);
+		}
 	}
-	best = ms_z_argmax(ws->scores, 0, n);
-	if (p->z_search > 0 && t->z_rising && isfinite(z_prev)) {
+	if (best == n)
+		best = ms_z_argmax(ws->scores, 0, n);
+	if (local) {
+		/* every score in this window is known: it lies inside the
+		 * window_search's first range */
 		size_t c = plane_at(t, z_prev), W = (size_t)p->z_search;
 		size_t margin = p->z_fit == MS_ZFIT_CUBIC ? 2 : (size_t)p->z_n_local / 2;
 		size_t lo = c > W ? c - W : 0, hi = c + W + 1 < n ? c + W + 1 : n;
@@ -584,6 +693,11 @@ static double find_z(const struct ms_tracker *t, struct ms_track_ws *ws, size_t 
 	if (p->z_fit == MS_ZFIT_CUBIC)
 		return ms_z_fit_cubic(ws->scores, gram, n, best, p->z, t->z_nm, flags, NULL);
 	return ms_z_fit_parabola(ws->scores, n, best, p->z_n_local, t->z_nm, flags, NULL);
+}
+
+size_t ms_track_ws_zscored(const struct ms_track_ws *ws)
+{
+	return ws->zscored;
 }
 
 void ms_track_roi(const struct ms_tracker *t, struct ms_track_ws *ws, const struct ms_roi_in *in,

@@ -58,7 +58,7 @@ struct ms_track_params {
 	enum ms_z_fit z_fit;	/* default CUBIC */
 	enum ms_z_weights z_weights;	/* default RADIUS */
 	int z_n_local;		/* PARABOLA: odd, >= 3 (LUT needs z_n_local+2 planes); default 7 */
-	int z_search;		/* a near-tie goes to a match within this many planes of z_prev; default 8 */
+	int z_search;		/* the search starts within this many planes of z_prev, and a near-tie goes there; default 8, 0: whole table */
 };
 
 /*
@@ -111,6 +111,9 @@ size_t ms_tracker_nplanes(const struct ms_tracker *t);
  * another, every ROI comes back XY_BAD). */
 struct ms_track_ws *ms_track_ws_new(const struct ms_tracker *t, ms_err *e);
 void ms_track_ws_free(struct ms_track_ws *ws);
+/* How many LUT planes the workspace's last ROI had scored: fewer than the
+ * table when the search near its previous z sufficed. */
+size_t ms_track_ws_zscored(const struct ms_track_ws *ws);
 
 struct ms_roi_in {
 	const void *frame;	/* the whole frame */

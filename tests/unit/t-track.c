@@ -1293,20 +1293,52 @@ static void test_z_search(void)
 	struct ms_roi_in in = scene_in(&sc, 0);
 	struct ms_xyz o0, o1, o2, o3;
 	ms_track_roi(t, ws, &in, &o0, NULL);
+	size_t n0 = ms_track_ws_zscored(ws);
 	in.z_prev = 1300;
 	ms_track_roi(t, ws, &in, &o1, NULL);
+	size_t n1 = ms_track_ws_zscored(ws);
 	in.z_prev = -4000;	/* the bead has moved far: the window misses, the table finds */
 	ms_track_roi(t, ws, &in, &o2, NULL);
+	size_t n2 = ms_track_ws_zscored(ws);
 	in.z_prev = 5990;	/* a window at the table's end */
 	ms_track_roi(t, ws, &in, &o3, NULL);
 	tap_ok(fabs(o0.z - 1234) < 15 && o1.z == o0.z && o2.z == o0.z && o3.z == o0.z,
 	       "z from the whole table %.2f, near the previous z %.2f, from a wrong previous z "
 	       "%.2f and %.2f", o0.z, o1.z, o2.z, o3.z);
+	/* 17 planes about z_prev, and the best's neighbours; from 52 planes
+	 * away the range widens towards the match, plane by plane */
+	tap_ok(n0 == 121 && n1 <= 21 && n2 > 52 && n2 < 121,
+	       "planes scored: %zu without a previous z, %zu near it, %zu far from it", n0, n1,
+	       n2);
 	scene_bead(&sc, 32.2, 31.7, 5950, 20000, NULL);
 	in.z_prev = 5900;
 	ms_track_roi(t, ws, &in, &o1, NULL);
 	tap_ok(isnan(o1.z) && (o1.flags & MS_TRK_Z_EDGE), "past the usable table with a previous "
 	       "z beside it: NaN, Z_EDGE (flags %u)", o1.flags);
+
+	/* noisy beads anywhere in the table, with a previous z near the true
+	 * one or anywhere: the same z as the whole table's, to the bit, and
+	 * most of the near ones found from the window alone */
+	struct ms_rng g;
+	ms_rng_seed(&g, 77);
+	int same = 0, total = 0, windowed = 0, near = 0;
+	for (int i = 0; i < 400; i++) {
+		double z = -5000 + 10000 * ms_rng_uniform(&g);
+		double scale = i % 2 ? 20000 : 2000;
+		scene_bead(&sc, 30 + 4 * ms_rng_uniform(&g), 30 + 4 * ms_rng_uniform(&g), z, scale, &g);
+		in = scene_in(&sc, 0);
+		ms_track_roi(t, ws, &in, &o0, NULL);
+		int is_near = i % 4 < 2;
+		in.z_prev = is_near ? z + 100 * ms_rng_normal(&g) : -6000 + 12000 * ms_rng_uniform(&g);
+		ms_track_roi(t, ws, &in, &o1, NULL);
+		total++;
+		same += o1.z == o0.z || (isnan(o1.z) && isnan(o0.z));
+		near += is_near;
+		windowed += is_near && ms_track_ws_zscored(ws) < 121;
+	}
+	tap_ok(same == total && windowed >= 0.95 * near,
+	       "a search from the previous z gives the whole table's z (%d of %d), and the window "
+	       "alone sufficed for %d of %d near ones", same, total, windowed, near);
 
 	/* an ambiguous table: planes 60.. repeat planes 0.. (at z 6000 nm
 	 * higher), so a bead matches two places equally; the previous z
@@ -1322,8 +1354,11 @@ static void test_z_search(void)
 	ms_track_roi(ta, wa, &in, &o0, NULL);
 	in.z_prev = 3100;
 	ms_track_roi(ta, wa, &in, &o1, NULL);
+	size_t na = ms_track_ws_zscored(wa);
 	in.z_prev = -2900;
 	ms_track_roi(ta, wa, &in, &o2, NULL);
+	tap_ok(na == 121 && ms_track_ws_zscored(wa) == 121, "a table whose distant planes look "
+	       "alike is always scored whole (%zu, %zu planes)", na, ms_track_ws_zscored(wa));
 	tap_ok(fabs(o0.z + 3000) < 15 && fabs(o1.z - o0.z - 6000) < 1e-6 && o2.z == o0.z,
 	       "a tie between two planes goes to the previous z's side: %.1f, %.1f, %.1f", o0.z,
 	       o1.z, o2.z);
