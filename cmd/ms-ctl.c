@@ -8,6 +8,7 @@
  * the one whose stage this is ($MS_RUNTIME_DIR), else the one started
  * last; --socket talks to one program's own control socket instead.
  */
+#include <ctype.h>
 #include <errno.h>
 #include <limits.h>
 #include <signal.h>
@@ -154,8 +155,8 @@ static void print_status(const char *text, int verbose)
 	printf("rig %s: %s, up %s s, %s subscriber%s, script %s\n", id ? id : "?", state ? state : "?",
 	       up ? up : "?", subs ? subs : "0", subs && strcmp(subs, "1") == 0 ? "" : "s",
 	       script ? script : "none");
-	printf("%-12s %8s %-16s %8s %10s %8s %8s\n", "STAGE", "PID", "STATE", "RESTARTS", "FRAMES",
-	       "FPS", "DROPPED");
+	printf("%-12s %8s %-16s %8s %10s %8s %8s %5s\n", "STAGE", "PID", "STATE", "RESTARTS",
+	       "FRAMES", "FPS", "DROPPED", "FILL");
 	char list[1024];
 	snprintf(list, sizeof list, "%s", stages ? stages : "");
 	char *save = NULL;
@@ -173,6 +174,13 @@ static void print_status(const char *text, int verbose)
 		if (d1 || d2)
 			snprintf(dropped, sizeof dropped, "%lld",
 			         (d1 ? atoll(d1) : 0) + (d2 ? atoll(d2) : 0));
+		/* Frames wait in the relay's queue, then in the stage's own pipe or
+		 * ring: the fuller of the two is how close it is to dropping. */
+		const char *rf = get(kv, n, s, "ring-fill"), *qf = get(kv, n, s, "queue-fill");
+		char fill[16] = "-";
+		if ((rf && isdigit((unsigned char)rf[0])) || qf)
+			snprintf(fill, sizeof fill, "%d%%",
+			         (rf && atoi(rf) > (qf ? atoi(qf) : -1)) ? atoi(rf) : atoi(qf));
 		const char *pid = get(kv, n, s, "pid");
 		const char *st = get(kv, n, s, "state");
 		char stbuf[600];
@@ -186,9 +194,10 @@ static void print_status(const char *text, int verbose)
 			snprintf(stbuf, sizeof stbuf, "%s(%s)", st, ctl);
 			st = stbuf;
 		}
-		printf("%-12s %8s %-16s %8s %10s %8s %8s\n", s, pid && strcmp(pid, "0") ? pid : "-",
-		       st ? st : "?", get(kv, n, s, "restarts") ? get(kv, n, s, "restarts") : "0",
-		       frames ? frames : "-", fps ? fps : "-", dropped);
+		printf("%-12s %8s %-16s %8s %10s %8s %8s %5s\n", s,
+		       pid && strcmp(pid, "0") ? pid : "-", st ? st : "?",
+		       get(kv, n, s, "restarts") ? get(kv, n, s, "restarts") : "0",
+		       frames ? frames : "-", fps ? fps : "-", dropped, fill);
 		if (verbose > 0) {
 			size_t pl = strlen(s);
 			printf("  ");

@@ -195,6 +195,7 @@ struct stage {
 	struct bytes dst;
 	bool dst_hdr, dst_closing, dst_finished;
 	uint64_t dst_run_frames, frames_received, frames_dropped;
+	size_t dst_frame_bytes;	/* the last frame record's size: what dst_limit allows */
 };
 
 struct job {
@@ -915,6 +916,7 @@ static bool src_blocked(const struct stage *p)
 static void dst_put(struct stage *c, const void *p, size_t n, bool frame)
 {
 	if (frame) {
+		c->dst_frame_bytes = n;
 		if (c->dst_fd < 0 || !c->dst_hdr || c->dst_closing ||
 		    (!c->lossless && c->dst.len - c->dst.off + n > dst_limit(n))) {
 			/* A consumer that has ended for good misses nothing. */
@@ -1595,10 +1597,15 @@ static void rig_status_text(struct rig *r, struct job *j, char *out, size_t size
 		if (st->nconsumers)
 			k += snprintf(w + k, sizeof w - (size_t)k, " %s.frames-sent=%" PRIu64 " %s.fps-sent=%.1f",
 			              n, st->frames_sent, n, ms_ctl_rate_get(&st->rate_sent, now));
-		if (st->producer)
+		if (st->producer) {
+			/* How much of what the relay may hold for this stage it holds. */
+			double q = st->dst_fd >= 0 ? (double)(st->dst.len - st->dst.off) /
+			                             (double)dst_limit(st->dst_frame_bytes) : 0;
 			k += snprintf(w + k, sizeof w - (size_t)k,
-			              " %s.frames-received=%" PRIu64 " %s.frames-dropped=%" PRIu64, n,
-			              st->frames_received, n, st->frames_dropped);
+			              " %s.frames-received=%" PRIu64 " %s.frames-dropped=%" PRIu64
+			              " %s.queue-fill=%.0f%%", n, st->frames_received, n,
+			              st->frames_dropped, n, 100 * (q > 1 ? 1 : q));
+		}
 		if (st->exit_text[0] && st->state != ST_RUNNING && st->state != ST_STARTING)
 			k += snprintf(w + k, sizeof w - (size_t)k, " %s.%s=%d", n,
 			              st->exit_signal ? "signal" : "status",

@@ -192,6 +192,7 @@ struct shared {
 	struct ms_frame_info info;
 	struct ms_track_params params;
 	struct ms_ctl_server *srv;
+	const struct ms_framesrc *src;	/* for the fill of its ring or pipe */
 };
 
 /*
@@ -611,11 +612,18 @@ static void on_command(void *ctx, struct ms_ctl_server *srv, struct ms_ctl_req *
 		struct ms_recorder_status rs = { 0 };
 		if (sh->rec)
 			ms_recorder_status(sh->rec, &rs);
+		double fill;
+		uint64_t overrun = 0;
+		char fillw[16] = "-";
+		if (ms_framesrc_fill(sh->src, &fill, &overrun) == 0)
+			snprintf(fillw, sizeof fillw, "%.0f%%", 100 * fill);
 		ms_ctl_ok(q->reply, sizeof q->reply,
 		          "state=running frames=%llu fps=%.1f rois=%zu rois-per-s=%.0f invalid=%llu "
-		          "dropped=%llu acquisition=%s skipped=%llu saving=%s mode=%s zlut=%s",
+		          "dropped=%llu ring-fill=%s acquisition=%s skipped=%llu saving=%s mode=%s "
+		          "zlut=%s",
 		          (unsigned long long)sh->frames, fps, sh->rois.n, fps * (double)sh->rois.n,
-		          (unsigned long long)sh->invalid, (unsigned long long)sh->dropped,
+		          (unsigned long long)sh->invalid,
+		          (unsigned long long)(sh->dropped + overrun), fillw,
 		          sh->acquiring ? "on" : "off",
 		          (unsigned long long)sh->skipped, rs.saving ? "on" : "off",
 		          ms_rec_mode_word(rs.mode), sh->lut_path[0] ? sh->lut_path : "-");
@@ -814,6 +822,7 @@ int main(int argc, char **argv)
 
 	if (c.control) {
 		const char *name = getenv("MS_STAGE");
+		sh.src = src;
 		sh.srv = ms_ctl_server_open(c.control, name && *name ? name : "track", 0, &e);
 		if (!sh.srv || ms_ctl_server_start(sh.srv, on_command, &sh, &e) < 0)
 			ms_die("%s", e.msg);

@@ -222,6 +222,12 @@ uint64_t ms_framesrc_dropped(const struct ms_framesrc *s)
 	return s->stream ? ms_freader_dropped(s->stream) : 0;
 }
 
+int ms_framesrc_fill(const struct ms_framesrc *s, double *fill, uint64_t *overrun)
+{
+	*overrun = 0;
+	return s->stream ? ms_freader_fill(s->stream, fill, overrun) : -1;
+}
+
 void ms_framesrc_on_drop(struct ms_framesrc *s, ms_freader_drop_fn *fn, void *ctx)
 {
 	if (s->stream)

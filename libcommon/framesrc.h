@@ -47,6 +47,10 @@ bool ms_framesrc_ready(const struct ms_framesrc *s);
  * (ms_freader_dropped); 0 for files and inline streams, which lose nothing.
  */
 uint64_t ms_framesrc_dropped(const struct ms_framesrc *s);
+/* How full the stream's ring or pipe is, 0..1, and the frames overwritten
+ * but not yet found missing (ms_freader_fill); -1 for files, which never
+ * make frames wait. Safe from another thread. */
+int ms_framesrc_fill(const struct ms_framesrc *s, double *fill, uint64_t *overrun);
 /* Report each of those frames as it is found missing (ms_freader_on_drop). */
 void ms_framesrc_on_drop(struct ms_framesrc *s, ms_freader_drop_fn *fn, void *ctx);
 /* How the frames arrive: "tiff", or the stream's transport ("inline", "shm"). */

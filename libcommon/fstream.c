@@ -2,11 +2,14 @@
 #include "fstream.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <inttypes.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <sys/uio.h>
 #include <unistd.h>
@@ -62,6 +65,8 @@ struct ms_freader {
 	uint64_t shm_id;		/* 0: the header gave none */
 	struct ms_shmring *ring;
 	uint64_t pos;			/* ring position of the next frame to deliver */
+	_Atomic uint64_t pos_seen;	/* pos, for ms_freader_fill in another thread;
+					 * UINT64_MAX until the reader has a place */
 	uint64_t avail;			/* positions below it are known to be written */
 	uint64_t dropped;
 	/*
@@ -445,6 +450,7 @@ struct ms_freader *ms_freader_open(int fd, const char *name, ms_err *e)
 		return NULL;
 	}
 	r->fd = fd;
+	atomic_init(&r->pos_seen, UINT64_MAX);
 	r->wake_fd = -1;
 	r->name = strdup(name);
 	/* Read in chunks until "ENDHDR\n"; keep any bytes read beyond it. */
@@ -602,6 +608,7 @@ static int next_shm(struct ms_freader *r, struct ms_frame *f, ms_err *e)
 				report_drops(r, from, missed);
 			if (r->avail < r->pos)
 				r->avail = r->pos;
+			atomic_store_explicit(&r->pos_seen, r->pos, memory_order_relaxed);
 			r->count++;
 			return 1;
 		}
@@ -649,6 +656,7 @@ static int next_shm(struct ms_freader *r, struct ms_frame *f, ms_err *e)
 		if (!r->based) {
 			r->based = true;
 			r->base = r->pos = d.pos;
+			atomic_store_explicit(&r->pos_seen, r->pos, memory_order_relaxed);
 		}
 		if (d.pos >= r->avail)
 			r->avail = d.pos + 1;
@@ -687,6 +695,28 @@ int ms_freader_next(struct ms_freader *r, struct ms_frame *f, ms_err *e)
 	f->pixels = r->pixels;
 	r->count++;
 	return 1;
+}
+
+int ms_freader_fill(const struct ms_freader *r, double *fill, uint64_t *overrun)
+{
+	*overrun = 0;
+	if (r->shm) {
+		/* Before the first descriptor the reader has no place in the ring yet. */
+		uint64_t pos = atomic_load_explicit(&r->pos_seen, memory_order_relaxed);
+		uint64_t head = ms_shmring_head(r->ring);
+		if (pos == UINT64_MAX)
+			pos = head;
+		uint64_t lag = head > pos ? head - pos : 0;
+		*fill = lag >= r->shm_slots ? 1.0 : (double)lag / r->shm_slots;
+		*overrun = lag > r->shm_slots ? lag - r->shm_slots : 0;
+		return 0;
+	}
+	/* An inline stream waits in its pipe or FIFO (a file does not wait). */
+	int queued = 0, cap = fcntl(r->fd, F_GETPIPE_SZ);
+	if (cap <= 0 || ioctl(r->fd, FIONREAD, &queued) < 0)
+		return -1;
+	*fill = queued >= cap ? 1.0 : (double)queued / cap;
+	return 0;
 }
 
 void ms_freader_close(struct ms_freader *r)

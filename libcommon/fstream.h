@@ -104,6 +104,18 @@ const char *ms_freader_transport(const struct ms_freader *r);
  * before it got to them (always 0 for an inline stream, whose writer waits).
  */
 uint64_t ms_freader_dropped(const struct ms_freader *r);
+/*
+ * How full the buffer that frames wait in before this reader is, 0..1: for
+ * the shm transport, frames the writer has put in the ring that this
+ * reader has not read, as a share of its slots (at 1, the next frame
+ * overwrites one it has not read); for an inline stream on a pipe or FIFO,
+ * the share of the pipe's buffer in use. -1 when there is no such buffer
+ * (a regular file). *overrun gets the frames the ring has overwritten that
+ * the reader has not yet found missing (it counts them as dropped when it
+ * next reads): a stalled reader's losses, as they happen. Safe to call
+ * from another thread than the reader's.
+ */
+int ms_freader_fill(const struct ms_freader *r, double *fill, uint64_t *overrun);
 /* One missed frame, as reported to an ms_freader_on_drop callback. */
 struct ms_drop {
 	uint64_t pos;		/* its position in the writer's ring */

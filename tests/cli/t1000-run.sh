@@ -30,6 +30,8 @@ test_expect_success 'its runtime directory is private and holds the sockets and 
 
 test_expect_success 'ms-ctl status shows both stages with frame counts rising' '
 	ms-ctl status >st1 && cat st1 &&
+	grep -q "^STAGE  *PID  *STATE  *RESTARTS  *FRAMES  *FPS  *DROPPED  *FILL$" st1 &&
+	grep -q "^track  *[0-9][0-9]* running .* [0-9]*%$" st1 &&
 	grep -q "^camera  *[0-9][0-9]* running " st1 &&
 	grep -q "^track  *[0-9][0-9]* running " st1 &&
 	n1=$(status_of demo track.frames) &&
@@ -44,6 +46,7 @@ test_expect_success 'the status names every stage with pid, state, restarts and 
 	grep -q "^camera.pid=[1-9][0-9]*$" kv && grep -q "^camera.restarts=0$" kv &&
 	grep -q "^camera.frames-sent=[1-9]" kv && grep -q "^track.frames-received=[1-9]" kv &&
 	grep -q "^track.rois=8$" kv && grep -q "^track.rois-per-s=" kv &&
+	grep -q "^track.ring-fill=[0-9]*%$" kv && grep -q "^track.queue-fill=[0-9]*%$" kv &&
 	fps=$(sed -n "s/^camera.fps=//p" kv) &&
 	awk -v f="$fps" "BEGIN { exit !(f > 20 && f < 400) }"
 '

@@ -137,7 +137,7 @@ test_expect_success 'the tracker alone reports frames, ROIs/s and invalid result
 	wait_for 10 test -S trk.sock &&
 	rising() { ms-ctl --socket trk.sock status >ts && grep -q "frames=[1-9][0-9]" ts; } &&
 	wait_for 10 rising &&
-	grep -q "^state=running frames=[0-9]* fps=[0-9.]* rois=2 rois-per-s=[0-9]* invalid=[0-9]* dropped=0 acquisition=on skipped=0 saving=off mode=track zlut=-$" ts &&
+	grep -q "^state=running frames=[0-9]* fps=[0-9.]* rois=2 rois-per-s=[0-9]* invalid=[0-9]* dropped=0 ring-fill=[0-9]*% acquisition=on skipped=0 saving=off mode=track zlut=-$" ts &&
 	kill $(pgrep -f "^ms-simulate --width 128 --height 96 --fixed 1 --tethered 1 --roi-size 32 --fps 100$") &&
 	wait_for 10 eval "! test -e trk.sock"
 '

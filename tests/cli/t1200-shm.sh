@@ -2,7 +2,8 @@
 # Frames in shared memory: ms-simulate and ms-capture with --shm write a
 # descriptor stream that ms-track and ms-info read with no option; a
 # deliberately slow reader (stopped for a second) misses frames, counts,
-# reports and timestamps them, while the camera keeps its rate; and the
+# reports and timestamps them, while the camera keeps its rate; a tracker
+# that lags shows its ring filling in its status, and draining; and the
 # ring is gone however its producer ends: done, signalled, its reader gone,
 # failed, or - after SIGKILL - at the next producer's start.
 . "$(dirname "$0")/lib.sh"
@@ -47,7 +48,7 @@ test_expect_success 'the tracks are those of the same frames sent inline' '
 '
 
 test_expect_success 'ms-info reads a shm stream from a pipe: transport, nothing dropped, complete' '
-	$small --fps 1000 -n 50 --shm --slots 16 | ms-info - >info && cat info &&
+	$small --fps 1000 -n 50 --shm --slots 64 | ms-info - >info && cat info &&
 	test "$(field transport info)" = shm && test "$(field dropped info)" = 0 &&
 	test "$(field frames info)" = 50 && test "$(field seq info)" = 0..49 &&
 	test "$(field complete info)" = yes
@@ -55,7 +56,7 @@ test_expect_success 'ms-info reads a shm stream from a pipe: transport, nothing 
 
 test_expect_success 'ms-capture --shm: a replay through a ring' '
 	$small -n 20 --fast -o s.tif &&
-	ms-capture -q -d replay:s.tif --fps 500 --shm --slots 8 | ms-info - >info &&
+	ms-capture -q -d replay:s.tif --fps 500 --shm --slots 32 | ms-info - >info &&
 	test "$(field transport info)" = shm && test "$(field frames info)" = 20 &&
 	test "$(field complete info)" = yes
 '
@@ -111,6 +112,36 @@ assert (gaps // 5000000 - 1).sum() == dropped, (gaps, dropped)
 
 test_expect_success '... and its ring is gone' '
 	ring=$(ring_of cam.err) && test -n "$ring" && ! test -e "/dev/shm$ring"
+'
+
+# A tracker that answers but cannot keep up: its output goes to a pipe
+# whose reader is stopped, so it blocks writing rows while the camera goes
+# on; its status shows the ring filling, then draining once it may write.
+fill_of() { ms-ctl --socket fill.sock status | tr " " "\n" | sed -n "s/^ring-fill=\([0-9]*\)%$/\1/p"; }
+fill_at_least() { f=$(fill_of) && test -n "$f" && test "$f" -ge "$1"; }
+fill_below() { f=$(fill_of) && test -n "$f" && test "$f" -lt "$1"; }
+test_expect_success 'a tracker that lags: its status shows the ring fill rise to 100%, then fall' '
+	mkfifo rows.fifo || exit 1
+	# held open here (read-write, so opening it does not wait) and never read
+	exec 3<>rows.fifo
+	$mid --fps 400 --shm --slots 32 2>/dev/null 3>&- | ms-track --rois r32.tsv --roi-size 32 \
+		--batch 1 --control fill.sock >rows.fifo 2>fill.err 3>&- &
+	await 10 test -S fill.sock &&
+	await 20 fill_at_least 100 && echo "full: $(fill_of)%" &&
+	ms-ctl --socket fill.sock status | grep -q "dropped=[1-9]"
+	rc=$?
+	# now drained, through the descriptor held open all along (a reader
+	# that opened the FIFO anew could come after the last one closed)
+	cat <&3 >/dev/null &
+	drain=$!
+	test $rc = 0 && await 10 fill_below 50 && echo "after: $(fill_of)%"
+	rc=$?
+	pkill -f "^$mid --fps 400 --shm --slots 32$"
+	await 10 eval "! test -S fill.sock"
+	kill $drain
+	exec 3>&-
+	wait
+	test $rc = 0
 '
 
 test_expect_success 'SIGTERM: the stream ends, exit 143, the ring is removed' '

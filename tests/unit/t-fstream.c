@@ -528,11 +528,20 @@ static void test_ready(void)
 	unsigned char px[12];
 	fill(px, &info, 5);
 	struct ms_frame f = { 5, T0, info, px };
+	double fl0 = -2, fl1 = -2, fl2 = -2;
+	uint64_t over = 0;
+	ms_freader_fill(r, &fl0, &over);
 	ms_fwriter_put(w, &f, &e);
 	tap_ok(ms_freader_ready(r), "ready: true once a frame is in the pipe");
+	/* a 12-byte frame is 44 bytes of a 64 KiB pipe */
+	int frc = ms_freader_fill(r, &fl1, &over);
 	struct ms_frame got;
 	tap_int(ms_freader_next(r, &got, &e), 1, "that frame reads");
 	tap_ok(!ms_freader_ready(r), "ready: false again when the pipe is drained");
+	ms_freader_fill(r, &fl2, &over);
+	tap_ok(frc == 0 && fl0 == 0 && fl1 > 0.5 * 44 / 65536 && fl1 < 2.0 * 44 / 65536 && fl2 == 0,
+	       "fill: the pipe's share in use, %g empty, %g with one frame, %g drained", fl0, fl1,
+	       fl2);
 	ms_fwriter_close(w, &e);
 	tap_ok(ms_freader_ready(r), "ready: true when the end record is waiting");
 	tap_int(ms_freader_next(r, &got, &e), 0, "the end reads");

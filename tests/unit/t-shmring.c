@@ -966,6 +966,54 @@ static void test_stream_gone(void)
 	close(fd);
 }
 
+/* The fill a reader reports: frames in the ring it has not read, per slot. */
+static void test_stream_fill(void)
+{
+	char name[128], path[512];
+	shm_name(name, sizeof name, "fill");
+	snprintf(path, sizeof path, "%s/fill.msf", tap_tmpdir());
+	const struct ms_frame_info info = { 16, 8, MS_PIX_U8, 0 };
+	ms_err e = { { 0 } };
+	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+	struct ms_shmring *ring = ms_shmring_create(name, &info, 8, &e);
+	struct ms_fwriter *w = ring ? ms_fwriter_open_shm(fd, ring, path, &e) : NULL;
+	uint8_t buf[16 * 8];
+	uint64_t p = 0;
+	for (; w && p < 2; p++) {
+		struct ms_frame f = { seq_of(p), t_of(seq_of(p)), info, buf };
+		ms_fwriter_put(w, &f, &e);
+	}
+	int rfd = open(path, O_RDONLY);
+	struct ms_freader *r = w ? ms_freader_open(rfd, path, &e) : NULL;
+	double f0 = -1, f1 = -1, f2 = -1, f3 = -1;
+	uint64_t o1 = 9, o3 = 0;
+	struct ms_frame got;
+	if (r) {
+		ms_freader_fill(r, &f0, &o1);
+		ms_freader_next(r, &got, &e);
+		ms_freader_fill(r, &f1, &o1);
+		for (; p < 7; p++) {
+			struct ms_frame f = { seq_of(p), t_of(seq_of(p)), info, buf };
+			ms_fwriter_put(w, &f, &e);
+		}
+		ms_freader_fill(r, &f2, &o1);
+		for (; p < 17; p++) {
+			struct ms_frame f = { seq_of(p), t_of(seq_of(p)), info, buf };
+			ms_fwriter_put(w, &f, &e);
+		}
+		ms_freader_fill(r, &f3, &o3);
+	}
+	tap_ok(r && f0 == 0 && f1 == 1.0 / 8 && f2 == 6.0 / 8 && o1 == 0 && f3 == 1 && o3 == 8,
+	       "ring fill: %g before the first frame, %g with 1 of 8 slots unread, %g with 6, %g "
+	       "when overrun, with %" PRIu64 " frames already lost", f0, f1, f2, f3, o3);
+	ms_freader_close(r);
+	close(rfd);
+	if (w)
+		ms_fwriter_close(w, &e);
+	close(fd);
+	ms_shmring_destroy(ring);
+}
+
 static void test_inline_unchanged(void)
 {
 	int fd;
@@ -1075,6 +1123,7 @@ int main(void)
 	test_stream_slow();
 	test_stream_linger();
 	test_stream_gone();
+	test_stream_fill();
 	test_inline_unchanged();
 	test_inline_file();
 	test_no_leftovers();
