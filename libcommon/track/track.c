@@ -442,8 +442,10 @@ static double core_radius(const float *prof, int nb, int os, float sat, double r
  * The saturated fit's template has a knot every half pixel (every bin
  * from an oversample of 2): the profile beside a core bends within a
  * pixel, and a spline with knots a pixel apart misses the bend by enough
- * to bias x and y by up to 0.004 px (measured at 1.9 um); half-pixel
- * knots leave 0.0008.
+ * to bias x and y by 0.0013 px RMS over sub-pixel positions (noiseless
+ * beads 2 um above focus, where the bend is sharpest); half-pixel knots
+ * leave 0.0008 (quarter-pixel ones, with too few pixels each, lose more
+ * at other heights than they gain there).
  */
 static int sat_oversample(int os)
 {
@@ -608,8 +610,8 @@ static void track_core(const struct ms_tracker *t, struct ms_track_ws *ws, const
 	/* a saturated core is left out of the z match as it is out of the
 	 * fit: its clipped bins depend on where the centre falls in a pixel,
 	 * not only on z; so are the bins within Z_GAP of it, whose weights
-	 * reach into it (measured: 1 px gives the best z, both nearer and
-	 * farther lose precision and accuracy) */
+	 * reach into it (measured: nearer costs accuracy, farther precision;
+	 * from 2 bins past the farthest clipped pixel, as before, both) */
 	size_t first = 1;
 	if (rsat >= 0) {
 		double rk = core_radius(ws->prof, (int)t->plen, p->oversample, sat, rsat);
