@@ -738,6 +738,34 @@ double ms_ou_stationary_sd(double theta, double sigma, double dt)
 
 #define CRLB_NP 5		/* x, y, z, gain, offset */
 
+/*
+ * One clip of the censored Gaussian's information: phi(a)^2 / Q(a) with Q
+ * the upper tail beyond a. Q = erfc(a / sqrt 2) / 2 has no cancellation;
+ * far out (where Q underflows) phi / Q -> a, and the term vanishes anyway.
+ */
+static double clip_term(double a)
+{
+	double phi = exp(-0.5 * a * a) / sqrt(2 * M_PI);
+	double q = 0.5 * erfc(a / M_SQRT2);
+	return q > 0 ? phi * (phi / q) : phi * a;
+}
+
+double ms_clipped_gauss_info(double mu, double sd, double lo, double hi)
+{
+	if (!(sd > 0))
+		return mu > lo && mu < hi ? 1 : 0;
+	double a = (hi - mu) / sd, b = (lo - mu) / sd;
+	/* the unclipped part: int_b^a t^2 phi(t) dt = [Phi(t) - t phi(t)]_b^a,
+	 * with Phi(a) - Phi(b) taken from the two tails, as erfc keeps them */
+	double phia = exp(-0.5 * a * a) / sqrt(2 * M_PI), phib = exp(-0.5 * b * b) / sqrt(2 * M_PI);
+	double inner = 1 - 0.5 * erfc(a / M_SQRT2) - 0.5 * erfc(-b / M_SQRT2);
+	inner -= (isfinite(a) ? a * phia : 0) - (isfinite(b) ? b * phib : 0);
+	/* each clipped end reads one value, whose probability tells of mu:
+	 * its score is phi / Q per sd, so it adds phi^2 / Q */
+	double f = inner + (isfinite(a) ? clip_term(a) : 0) + (isfinite(b) ? clip_term(-b) : 0);
+	return f < 0 ? 0 : f > 1 ? 1 : f;
+}
+
 /* The w x w image of one bead, clipped as the camera clips it. */
 static int crlb_render(const struct ms_beadsim *s, float *img, int w, double cx, double cy,
                        double z, ms_err *e)
@@ -825,6 +853,9 @@ int ms_beadsim_crlb(const struct ms_beadsim *s, int w, double cx, double cy, dou
 	double F[CRLB_NP][CRLB_NP] = { { 0 } };
 	double ph = cam->photons;
 	double extra = cam->read_noise_e * cam->read_noise_e + cam->adu_e * cam->adu_e / 12;
+	/* the output rounds to counts: it reads 0 below half a count and full
+	 * scale (photons electrons) above full scale less half a count */
+	double lo = cam->adu_e / 2, hi = ph - cam->adu_e / 2;
 	for (size_t i = 0; i < n; i++) {
 		double mu = ph * img[i];
 		double var = mu + extra;
@@ -838,12 +869,15 @@ int ms_beadsim_crlb(const struct ms_beadsim *s, int w, double cx, double cy, dou
 			mu,
 			ph,
 		};
-		/* a saturated pixel reads full scale whatever the parameters */
+		/* a pixel clipped before the noise reads full scale or noise
+		 * about it whatever the parameters; one near full scale is
+		 * censored by the clip after the noise, and tells less */
 		if (img[i] >= 1)
 			continue;
+		double info = ms_clipped_gauss_info(mu, sqrt(var), lo, hi) / var;
 		for (int a = 0; a < CRLB_NP; a++)
 			for (int b = 0; b < CRLB_NP; b++)
-				F[a][b] += g[a] * g[b] / var;
+				F[a][b] += g[a] * g[b] * info;
 	}
 	free(buf);
 	if (invert(F, CRLB_NP) < 0 || !(F[0][0] > 0 && F[1][1] > 0 && F[2][2] > 0))

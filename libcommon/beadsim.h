@@ -128,15 +128,32 @@ struct ms_crlb {
  * clip(I_i, 0, 1), I the rendered image. Each pixel is taken as Gaussian
  * with variance mu_i + read_noise^2 + adu^2 / 12 (Poisson plus read noise
  * plus quantisation, the usual approximation for a camera that adds read
- * noise to shot noise), so the Fisher information is F_jk = sum_i
- * (d mu_i / d theta_j)(d mu_i / d theta_k) / var_i. The parameters are x,
- * y, z and, as nuisances, the image's gain and offset (a tracker knows
- * neither: Pearson matching ignores both); the bound is sqrt(diag(F^-1)).
- * Derivatives are central differences of the rendered model (0.02 px,
- * 2 nm), which is smooth at those steps. A saturated pixel has no
- * derivative and so adds nothing. Returns 0, or -1 when z is outside the
- * model's table or F is singular.
+ * noise to shot noise), clipped as the camera clips its output: it reads
+ * full scale from photons - adu/2 electrons up and 0 below adu/2. So the
+ * Fisher information is F_jk = sum_i c_i (d mu_i / d theta_j)(d mu_i /
+ * d theta_k) / var_i, c_i = ms_clipped_gauss_info(mu_i, sqrt(var_i), adu/2,
+ * photons - adu/2): 1 for a pixel well inside the range, falling to about
+ * 0.8 at full scale. The parameters are x, y, z and, as nuisances, the
+ * image's gain and offset (a tracker knows neither: Pearson matching
+ * ignores both); the bound is sqrt(diag(F^-1)). Derivatives are central
+ * differences of the rendered model (0.02 px, 2 nm), which is smooth at
+ * those steps. A pixel whose image is clipped before the noise (I >= 1)
+ * reads the same whatever the parameters, and so adds nothing. Returns 0,
+ * or -1 when z is outside the model's table or F is singular.
  */
+/*
+ * The Fisher information about mu of one observation of a Gaussian of mean
+ * mu and standard deviation sd that is clipped to [lo, hi] (a value beyond
+ * an end reads as that end; either may be infinite), as a fraction of the
+ * unclipped 1 / sd^2. With a = (hi - mu) / sd, b = (lo - mu) / sd, phi and
+ * Phi the standard normal density and distribution:
+ *   Phi(a) - Phi(b) - a phi(a) + b phi(b) + phi(a)^2 / (1 - Phi(a))
+ *     + phi(b)^2 / Phi(b),
+ * the first four terms from the values inside, the last two from the
+ * probability of reading an end. 1 far inside, 0 far beyond an end.
+ */
+double ms_clipped_gauss_info(double mu, double sd, double lo, double hi);
+
 int ms_beadsim_crlb(const struct ms_beadsim *s, int w, double cx, double cy, double z_nm,
                     const struct ms_crlb_camera *cam, struct ms_crlb *out, ms_err *e);
 

@@ -197,7 +197,8 @@ int ms_radial_profile_n(const float *roi, int w, double x, double y, int oversam
 
 /* ---- XY: radial-symmetry fit ---- */
 
-/* Floats of scratch ms_radial_fit needs. */
+/* Floats of scratch ms_radial_fit, ms_radial_fit_taper and
+ * ms_radial_template need. */
 size_t ms_radial_fit_scratch_len(int w, int oversample);
 
 /*
@@ -217,6 +218,31 @@ size_t ms_radial_fit_scratch_len(int w, int oversample);
 int ms_radial_fit(const float *roi, int w, double x, double y, const float *prof, int nb,
 		  int oversample, double rmin, int iters, int weighted, float *scratch, double *nx,
 		  double *ny);
+/*
+ * A template for ms_radial_fit taken by least squares rather than by
+ * averaging in bins: the cubic spline with knots at the bins (the fit's
+ * end conditions: straight from an inner start) fitted to the pixels at
+ * rmin <= |p - (x, y)| < (nb - 2) / oversample, written as the nb bin
+ * values it interpolates (NaN below bin floor(oversample * rmin)), so that
+ * ms_radial_fit_taper with the same rmin, whose template starts at that
+ * bin, reads back exactly this spline. Bins average a steep profile over
+ * their width, and a spline through them misses a sharp bend; this
+ * follows the pixels. Its last two bins are held by the end condition
+ * rather than the pixels. scratch: ms_radial_fit_scratch_len floats.
+ * Returns 0, or -1 (all NaN) when too few pixels or bins remain.
+ */
+int ms_radial_template(const float *roi, int w, double x, double y, int oversample, double rmin,
+		       int nb, float *prof, float *scratch);
+/*
+ * The same with the core weighed down gradually rather than cut: a pixel
+ * at radius r weighs clamp((r - rmin) / taper, 0, 1) (taper > 0, px), and
+ * the template is read from bin floor(oversample * rmin) up, so that no
+ * pixel enters or leaves the fit at once as the centre or rmin moves a
+ * little. taper 0 is ms_radial_fit.
+ */
+int ms_radial_fit_taper(const float *roi, int w, double x, double y, const float *prof, int nb,
+			int oversample, double rmin, double taper, int iters, int weighted,
+			float *scratch, double *nx, double *ny);
 
 /* ---- Z lookup ---- */
 

@@ -15,7 +15,10 @@
  * about the centre, so that the template's errors (radial ones) cancel.
  * T between bins is the interpolating cubic spline through them (C2),
  * stored as one power-basis quadruple per bin interval so that a pixel
- * reads 16 contiguous bytes. See kernels.h.
+ * reads 16 contiguous bytes. A saturated bead is fitted with a template
+ * from the pixels themselves (the least-squares spline, which follows the
+ * sharp bend beside a clipped core) and with the core weighed down by a
+ * ramp rather than cut. See kernels.h.
  */
 #include "track/kernels.h"
 
@@ -25,12 +28,19 @@
 
 #include "track/vec.h"
 
-/* Scratch layout: coefficient quads [4 (nb + 4)], filled bins [nb + 4],
- * then doubles for the spline solve: 3 x [nb + 4]. */
+/* The least-squares template's moments: MSETS interleaved sets of MLEN
+ * per interval (see lsq_moments). */
+#define MSETS 2
+#define MLEN 12		/* t^0..t^6, v t^0..t^3, a pad */
+
+/* Scratch layout of the fit: coefficient quads [4 (nb + 4)], filled bins
+ * [nb + 4], then doubles for the spline solve: 3 x [nb + 4]. The least-
+ * squares template's is larger: MSETS MLEN (nb + 4) floats of moments,
+ * then 6 (nb + 4) doubles. */
 size_t ms_radial_fit_scratch_len(int w, int oversample)
 {
 	size_t nb = ms_profile_max_len(w, oversample);
-	return 4 * (nb + 4) + (nb + 4) + 2 * 3 * (nb + 4) + 4;
+	return (MSETS * MLEN + 12) * (nb + 4) + 4;
 }
 
 /*
@@ -96,6 +106,263 @@ static int template_coefs(const float *prof, int nb, int b0, float *coef, float 
 	return 0;
 }
 
+/*
+ * The least-squares template: the cubic B-spline with knots at the bins
+ * and the end conditions of template_coefs (straight at an inner start
+ * b0, even about 0 at b0 = 0) fitted to the pixels at s0 <= s < nb - 2,
+ * s0 >= b0. Within interval i a pixel at i + t touches coefficients i-1
+ * .. i+2 through the four B-spline weights, cubics in t, so the normal
+ * equations need only each interval's moments sum t^k (k = 0..6) and sum
+ * v t^k (k = 0..3): the pixel loop gathers those (four pixels at a time,
+ * in float, into MSETS interleaved sets so that neighbours falling in one
+ * interval do not wait on each other), and the banded system is built
+ * from them per interval and solved by Cholesky in double.
+ */
+
+/* The B-spline weights of a_{i-1} .. a_{i+2} as cubics in t (powers 0..3). */
+static const double bspline_poly[4][4] = {
+	{1.0 / 6, -3.0 / 6, 3.0 / 6, -1.0 / 6},
+	{4.0 / 6, 0, -6.0 / 6, 3.0 / 6},
+	{1.0 / 6, 3.0 / 6, 3.0 / 6, -3.0 / 6},
+	{0, 0, 0, 1.0 / 6},
+};
+
+/* 36 times the t^k coefficients (k = 0..6) of weight p times weight q,
+ * p <= q, at row pq_index[p][q]. */
+static const signed char bspline_pq[10][7] = {
+	{1, -6, 15, -20, 15, -6, 1},
+	{4, -12, 6, 17, -27, 15, -3},
+	{1, 0, -3, -4, 15, -12, 3},
+	{0, 0, 0, 1, -3, 3, -1},
+	{16, 0, -48, 24, 36, -36, 9},
+	{4, 12, 6, -27, -9, 27, -9},
+	{0, 0, 0, 4, 0, -6, 3},
+	{1, 6, 15, 12, -9, -18, 9},
+	{0, 0, 0, 1, 3, 3, -3},
+	{0, 0, 0, 0, 0, 0, 1},
+};
+static const unsigned char pq_index[4][4] = {
+	{0, 1, 2, 3}, {1, 4, 5, 6}, {2, 5, 7, 8}, {3, 6, 8, 9},
+};
+
+/* Transpose four lanes of four quantities into four per-lane quads. */
+static inline void transpose4(ms_v4f a, ms_v4f b, ms_v4f c, ms_v4f d, ms_v4f out[4])
+{
+	ms_v4f t0 = __builtin_shuffle(a, b, (ms_v4i){0, 4, 1, 5});
+	ms_v4f t1 = __builtin_shuffle(a, b, (ms_v4i){2, 6, 3, 7});
+	ms_v4f t2 = __builtin_shuffle(c, d, (ms_v4i){0, 4, 1, 5});
+	ms_v4f t3 = __builtin_shuffle(c, d, (ms_v4i){2, 6, 3, 7});
+	out[0] = __builtin_shuffle(t0, t2, (ms_v4i){0, 1, 4, 5});
+	out[1] = __builtin_shuffle(t0, t2, (ms_v4i){2, 3, 6, 7});
+	out[2] = __builtin_shuffle(t1, t3, (ms_v4i){0, 1, 4, 5});
+	out[3] = __builtin_shuffle(t1, t3, (ms_v4i){2, 3, 6, 7});
+}
+
+/* Floats of the moment sets. */
+static size_t moments_len(int nb)
+{
+	return (size_t)MSETS * MLEN * (nb + 4);
+}
+
+/* The moments of the pixels at s0 <= s < nb - 2 about (x, y), per interval. */
+static void lsq_moments(const float *roi, int w, double x, double y, float os, double s0,
+			int nb, float *mom)
+{
+	size_t ml = (size_t)MLEN * (nb + 4);
+	memset(mom, 0, MSETS * ml * sizeof *mom);
+	double rmax = (nb - 2 - 1e-3) / os;
+	const ms_v4f lane = {0, 1, 2, 3}, vos = ms_v4_set1(os), zero = ms_v4_set1(0);
+	const ms_v4f lo = ms_v4_set1((float)s0), hi = ms_v4_set1((float)(nb - 2));
+	int rlo = (int)ceil(y - rmax), rhi = (int)floor(y + rmax);
+	rlo = rlo < 0 ? 0 : rlo;
+	rhi = rhi > w - 1 ? w - 1 : rhi;
+	for (int r = rlo; r <= rhi; r++) {
+		double dy = r - y, rest = rmax * rmax - dy * dy;
+		if (rest < 0)
+			continue;
+		double half = sqrt(rest);
+		int clo = (int)ceil(x - half), chi = (int)floor(x + half);
+		clo = clo < 0 ? 0 : clo;
+		chi = chi > w - 1 ? w - 1 : chi;
+		int n = chi - clo + 1;
+		const float *row = roi + (size_t)r * w + clo;
+		ms_v4f vdy2 = ms_v4_set1((float)(dy * dy));
+		for (int c = 0; c < n; c += 4) {
+			ms_v4f dx = ms_v4_set1((float)(clo + c - x)) + lane;
+			ms_v4f sv = vos * ms_v4_sqrt(dx * dx + vdy2);
+			ms_v4f v = zero;
+			if (c + 4 <= n)
+				v = ms_v4_load(row + c);
+			else
+				for (int j = 0; c + j < n; j++)
+					v[j] = row[c + j];
+			/* lanes past the row or outside [s0, nb - 2) weigh 0 */
+			ms_v4i in = (sv >= lo) & (sv < hi) & (lane < ms_v4_set1((float)(n - c)));
+			sv = ms_v4_min(ms_v4_max(sv, lo), hi - ms_v4_set1(1e-3f));
+			ms_v4i k = __builtin_convertvector(sv, ms_v4i);
+			ms_v4f t = sv - __builtin_convertvector(k, ms_v4f);
+			ms_v4f m0 = (ms_v4f)((ms_v4i)ms_v4_set1(1) & in);
+			v = (ms_v4f)((ms_v4i)v & in);
+			ms_v4f m1 = m0 * t, m2 = m1 * t, m3 = m2 * t, m4 = m3 * t, m5 = m4 * t;
+			ms_v4f m6 = m5 * t, v1 = v * t, v2 = v1 * t, v3 = v2 * t;
+			ms_v4f q0[4], q1[4], q2[4];
+			transpose4(m0, m1, m2, m3, q0);
+			transpose4(m4, m5, m6, v, q1);
+			transpose4(v1, v2, v3, zero, q2);
+			int ks[4];
+			ms_v4i_store(ks, k);
+			for (int j = 0; j < 4; j++) {
+				float *a = mom + (size_t)((c + j) & (MSETS - 1)) * ml + (size_t)MLEN * ks[j];
+				ms_v4_store(a, ms_v4_load(a) + q0[j]);
+				ms_v4_store(a + 4, ms_v4_load(a + 4) + q1[j]);
+				ms_v4_store(a + 8, ms_v4_load(a + 8) + q2[j]);
+			}
+		}
+	}
+}
+
+/*
+ * Solve for the coefficients a[0 .. nb-b0-1] (bins b0 .. nb-1) from the
+ * moments; work holds 5 (nb + 4) doubles. -1 when singular.
+ */
+static int lsq_solve(const float *mom, int b0, int nb, double *work, double *a)
+{
+	int n = nb - b0;
+	size_t ml = (size_t)MLEN * (nb + 4);
+	double *band = work, *rhs = work + 4 * (size_t)(nb + 4);
+	/* band[4 j + d]: row j, column j + d (d = 0..3), j from 0 (bin b0) */
+	memset(band, 0, 4 * (size_t)(nb + 4) * sizeof *band);
+	memset(rhs, 0, (size_t)(nb + 4) * sizeof *rhs);
+	for (int i = b0; i <= nb - 3; i++) {
+		ms_v4f v0 = {0, 0, 0, 0}, v1 = v0, v2 = v0;
+		for (int st = 0; st < MSETS; st++) {
+			const float *ms = mom + (size_t)st * ml + (size_t)MLEN * i;
+			v0 += ms_v4_load(ms);
+			v1 += ms_v4_load(ms + 4);
+			v2 += ms_v4_load(ms + 8);
+		}
+		double m[MLEN];
+		for (int k = 0; k < 4; k++) {
+			m[k] = v0[k];
+			m[4 + k] = v1[k];
+			m[8 + k] = v2[k];
+		}
+		if (!(m[0] > 0))
+			continue;
+		int j0 = i - 1 - b0;
+		if (i > b0) {
+			for (int p = 0; p < 4; p++) {
+				double r = 0;
+				for (int k = 0; k < 4; k++)
+					r += bspline_poly[p][k] * m[7 + k];
+				rhs[j0 + p] += r;
+				for (int q = p; q < 4; q++) {
+					const signed char *c36 = bspline_pq[pq_index[p][q]];
+					double g = 0;
+					for (int k = 0; k < 7; k++)
+						g += c36[k] * m[k];
+					band[4 * (j0 + p) + (q - p)] += g / 36;
+				}
+			}
+			continue;
+		}
+		/* the first interval: a_{b0-1} folded into its neighbours by the
+		 * end condition (straight: 2 a_b0 - a_b0+1; even: a_1) */
+		double c[4][4];
+		memcpy(c, bspline_poly, sizeof c);
+		for (int k = 0; k < 4; k++) {
+			if (b0 > 0) {
+				c[1][k] += 2 * c[0][k];
+				c[2][k] -= c[0][k];
+			} else {
+				c[2][k] += c[0][k];
+			}
+		}
+		for (int p = 1; p < 4; p++) {
+			double r = 0;
+			for (int k = 0; k < 4; k++)
+				r += c[p][k] * m[7 + k];
+			rhs[j0 + p] += r;
+			for (int q = p; q < 4; q++) {
+				double g = 0;
+				for (int k = 0; k < 4; k++)
+					for (int l = 0; l < 4; l++)
+						g += c[p][k] * c[q][l] * m[k + l];
+				band[4 * (j0 + p) + (q - p)] += g;
+			}
+		}
+	}
+	/* a whisper of ridge keeps bins that no pixel reaches determined */
+	double tr = 0;
+	for (int j = 0; j < n; j++)
+		tr += band[4 * j];
+	if (!(tr > 0))
+		return -1;
+	for (int j = 0; j < n; j++)
+		band[4 * j] += 1e-9 * tr / n;
+	/* banded Cholesky: U (U^T U = the matrix) over the band, row by row */
+	for (int j = 0; j < n; j++) {
+		double d = band[4 * j];
+		for (int k = j - 3 < 0 ? 0 : j - 3; k < j; k++) {
+			double l = band[4 * k + (j - k)];
+			d -= l * l;
+		}
+		if (!(d > 1e-12 * tr / n))
+			return -1;
+		d = sqrt(d);
+		band[4 * j] = d;
+		for (int m = 1; m <= 3 && j + m < n; m++) {
+			double v = band[4 * j + m];
+			for (int k = j + m - 3 < 0 ? 0 : j + m - 3; k < j; k++)
+				v -= band[4 * k + (j - k)] * band[4 * k + (j + m - k)];
+			band[4 * j + m] = v / d;
+		}
+	}
+	for (int j = 0; j < n; j++) {
+		double v = rhs[j];
+		for (int k = j - 3 < 0 ? 0 : j - 3; k < j; k++)
+			v -= band[4 * k + (j - k)] * a[k];
+		a[j] = v / band[4 * j];
+	}
+	for (int j = n - 1; j >= 0; j--) {
+		double v = a[j];
+		for (int m = 1; m <= 3 && j + m < n; m++)
+			v -= band[4 * j + m] * a[j + m];
+		a[j] = v / band[4 * j];
+	}
+	return 0;
+}
+
+int ms_radial_template(const float *roi, int w, double x, double y, int oversample, double rmin,
+		       int nb, float *prof, float *scratch)
+{
+	for (int b = 0; b < nb; b++)
+		prof[b] = NAN;
+	if (nb < 1 || (size_t)nb > ms_profile_max_len(w, oversample) || !isfinite(x) ||
+	    !isfinite(y) || !(rmin < w))
+		return -1;
+	double s0 = oversample * fmax(rmin, 0);
+	int b0 = (int)floor(s0);
+	if (nb - 2 - b0 < 4)
+		return -1;
+	/* scratch: the moment sets, then (8-byte aligned) the solver's doubles */
+	float *mom = scratch;
+	uintptr_t wa = (uintptr_t)(mom + moments_len(nb));
+	double *work = (double *)((wa + 7) & ~(uintptr_t)7), *a = work + 5 * (size_t)(nb + 4);
+	lsq_moments(roi, w, x, y, (float)oversample, s0, nb, mom);
+	if (lsq_solve(mom, b0, nb, work, a) < 0)
+		return -1;
+	/* the bin values whose interpolating spline (template_coefs, with the
+	 * same end conditions) is this one */
+	int n = nb - b0;
+	for (int j = 0; j < n; j++) {
+		double lo = j > 0 ? a[j - 1] : b0 > 0 ? 2 * a[0] - a[1] : a[1];
+		double v = j == n - 1 || (j == 0 && b0 > 0) ? a[j] : (lo + 4 * a[j] + a[j + 1]) / 6;
+		prof[b0 + j] = (float)v;
+	}
+	return 0;
+}
+
 /* Sums of one Gauss-Newton step: J^T W J (xx, xy, yy) and J^T W e (x, y). */
 struct gn {
 	double hxx, hxy, hyy, bx, by;
@@ -123,24 +390,42 @@ struct gnv {
 };
 
 /*
+ * The core: pixels near the centre weigh clamp((s - s0) ih, 0, 1) (a ramp
+ * from s0 over 1/ih bins), or with ih = 0 nothing below bin b0 and 1 from
+ * it; the template is read from bin b0 up. Rows that reach below bin shi
+ * need the weights.
+ */
+struct core {
+	float s0, ih;
+	int b0;
+	double shi;
+};
+
+/*
  * Four pixels of a Gauss-Newton pass: px at x offsets dx (x - cx) on a row
  * at offset dy (vdy, its square vdy2). The radius and template are
  * computed in lanes and the template's coefficients gathered per lane
- * (one 16-byte load each); lanes outside in count nothing. Inlined with
- * constant weighted and masked, so that the common case (unweighted, no
- * core, a whole vector) carries neither.
+ * (one 16-byte load each); lanes outside in count nothing. masked: the
+ * lanes and the core apply (a hard cut, or with ramp the core's weights);
+ * inlined with constant weighted, masked and ramp, so that the common
+ * case (unweighted, no core, a whole vector) carries none of them.
  */
 static inline __attribute__((always_inline)) void gn4(ms_v4f px, ms_v4f dx, ms_v4f vdy,
 						      ms_v4f vdy2, float os, const float *coef,
-						      int b0, int ni, int weighted, ms_v4i in,
-						      int masked, struct gnv *v)
+						      const struct core *k0, int ni, int weighted,
+						      ms_v4i in, int masked, int ramp, struct gnv *v)
 {
-	const ms_v4f vos = ms_v4_set1(os);
+	const ms_v4f vos = ms_v4_set1(os), one = ms_v4_set1(1);
 	ms_v4f r2 = ms_v4_max(dx * dx + vdy2, ms_v4_set1(1e-12f));
 	ms_v4f ri = ms_v4_rsqrt(r2), s = vos * (r2 * ri);
+	ms_v4f cw = one;
 	if (masked) {
-		in &= s >= ms_v4_set1((float)b0);
-		s = ms_v4_max(s, ms_v4_set1((float)b0));
+		if (ramp)
+			cw = ms_v4_min(ms_v4_max((s - ms_v4_set1(k0->s0)) * ms_v4_set1(k0->ih),
+						 ms_v4_set1(0)), one);
+		else
+			in &= s >= ms_v4_set1((float)k0->b0);
+		s = ms_v4_max(s, ms_v4_set1((float)k0->b0));
 	}
 	ms_v4i k = __builtin_convertvector(ms_v4_min(s, ms_v4_set1((float)(ni - 1))), ms_v4i);
 	ms_v4f t = s - __builtin_convertvector(k, ms_v4f);
@@ -157,8 +442,12 @@ static inline __attribute__((always_inline)) void gn4(ms_v4f px, ms_v4f dx, ms_v
 		jy = (ms_v4f)((ms_v4i)jy & in);
 	}
 	ms_v4f wjx = jx, wjy = jy;
+	if (masked && ramp) {
+		wjx *= cw;
+		wjy *= cw;
+	}
 	if (weighted) {
-		ms_v4f wt = ms_v4_set1(1) / ms_v4_max(T, ms_v4_set1(1e-6f));
+		ms_v4f wt = one / ms_v4_max(T, ms_v4_set1(1e-6f));
 		wjx *= wt;
 		wjy *= wt;
 	}
@@ -169,19 +458,20 @@ static inline __attribute__((always_inline)) void gn4(ms_v4f px, ms_v4f dx, ms_v
 	v->by += wjy * e;
 }
 
-/* One row: n pixels from x offset x0, whole vectors, then the tail. */
+/* One row: n pixels from x offset x0, whole vectors, then the tail (whose
+ * lanes need the mask; a row far from the core passes the cut anyway). */
 static inline __attribute__((always_inline)) void gn_row(const float *row, int n, float x0,
 							 float dy, float os, const float *coef,
-							 int b0, int ni, int weighted, int masked,
-							 struct gnv *v)
+							 const struct core *k0, int ni, int weighted,
+							 int masked, int ramp, struct gnv *v)
 {
 	const ms_v4f lane = {0, 1, 2, 3};
 	const ms_v4i all = {-1, -1, -1, -1};
 	ms_v4f vdy = ms_v4_set1(dy), vdy2 = vdy * vdy, dx = ms_v4_set1(x0) + lane;
 	int i = 0;
 	for (; i + 4 <= n; i += 4) {
-		gn4(ms_v4_load(row + i), dx, vdy, vdy2, os, coef, b0, ni, weighted, all, masked,
-		    v);
+		gn4(ms_v4_load(row + i), dx, vdy, vdy2, os, coef, k0, ni, weighted, all, masked,
+		    ramp, v);
 		dx += ms_v4_set1(4);
 	}
 	if (i < n) {
@@ -189,18 +479,21 @@ static inline __attribute__((always_inline)) void gn_row(const float *row, int n
 		for (int j = 0; j < n - i; j++)
 			px[j] = row[i + j];
 		ms_v4i in = lane < ms_v4_set1((float)(n - i));
-		gn4(px, dx, vdy, vdy2, os, coef, b0, ni, weighted, in, 1, v);
+		gn4(px, dx, vdy, vdy2, os, coef, k0, ni, weighted, in, 1, masked && ramp, v);
 	}
 }
 
 /*
- * J^T W J and J^T W e over the pixels at b0 <= s < ni about (x, y). Per-
- * row sums are float, the totals double. The ROI must be finite (the
- * pipeline has flagged any other before this).
+ * J^T W J and J^T W e over the pixels at s < ni about (x, y), weighed
+ * about the core as k0 says. Per-row sums are float, the totals double.
+ * The ROI must be finite (the pipeline has flagged any other before this).
  */
 static void gn_pass(const float *roi, int w, double x, double y, float os, const float *coef,
-		    int b0, int ni, int weighted, struct gn *g)
+		    const struct core *core, int ni, int weighted, struct gn *g)
 {
+	/* a local copy, which the stores to g cannot alias */
+	const struct core kc = *core, *k0 = &kc;
+	double shi = kc.shi > 0 ? (kc.shi + 1.0) / os : -1;
 	memset(g, 0, sizeof *g);
 	double rmax = (ni - 1e-3) / os, rmax2 = rmax * rmax;
 	/* only the rectangle centred on (x, y) that fits the ROI: a pixel set
@@ -229,17 +522,24 @@ static void gn_pass(const float *roi, int w, double x, double y, float os, const
 		struct gnv v;
 		memset(&v, 0, sizeof v);
 		float x0 = (float)(clo - x), fdy = (float)dy;
-		/* a row that can reach inside bin b0 needs the mask */
-		int masked = b0 > 0 && fabs(dy) < (b0 + 1.0) / os;
-		if (weighted)
-			if (masked)
-				gn_row(row, n, x0, fdy, os, coef, b0, ni, 1, 1, &v);
+		/* a row that can reach inside the core needs the mask */
+		int masked = fabs(dy) < shi;
+		if (!masked) {
+			if (weighted)
+				gn_row(row, n, x0, fdy, os, coef, k0, ni, 1, 0, 0, &v);
 			else
-				gn_row(row, n, x0, fdy, os, coef, b0, ni, 1, 0, &v);
-		else if (masked)
-			gn_row(row, n, x0, fdy, os, coef, b0, ni, 0, 1, &v);
-		else
-			gn_row(row, n, x0, fdy, os, coef, b0, ni, 0, 0, &v);
+				gn_row(row, n, x0, fdy, os, coef, k0, ni, 0, 0, 0, &v);
+		} else if (k0->ih > 0) {
+			if (weighted)
+				gn_row(row, n, x0, fdy, os, coef, k0, ni, 1, 1, 1, &v);
+			else
+				gn_row(row, n, x0, fdy, os, coef, k0, ni, 0, 1, 1, &v);
+		} else {
+			if (weighted)
+				gn_row(row, n, x0, fdy, os, coef, k0, ni, 1, 1, 0, &v);
+			else
+				gn_row(row, n, x0, fdy, os, coef, k0, ni, 0, 1, 0, &v);
+		}
 		g->hxx += ms_v4_hsum(v.hxx);
 		g->hxy += ms_v4_hsum(v.hxy);
 		g->hyy += ms_v4_hsum(v.hyy);
@@ -252,15 +552,35 @@ int ms_radial_fit(const float *roi, int w, double x, double y, const float *prof
 		  int oversample, double rmin, int iters, int weighted, float *scratch, double *nx,
 		  double *ny)
 {
+	return ms_radial_fit_taper(roi, w, x, y, prof, nb, oversample, rmin, 0, iters, weighted,
+				   scratch, nx, ny);
+}
+
+int ms_radial_fit_taper(const float *roi, int w, double x, double y, const float *prof, int nb,
+			int oversample, double rmin, double taper, int iters, int weighted,
+			float *scratch, double *nx, double *ny)
+{
 	*nx = *ny = NAN;
 	if (nb < 1 || (size_t)nb > ms_profile_max_len(w, oversample))
 		return -1;
 	if (!isfinite(x) || !isfinite(y) || x < 0 || x > w - 1 || y < 0 || y > w - 1)
 		return -1;
+	if (!(rmin < w) || !(taper >= 0 && taper < w))
+		return -1;
 	float *coef = scratch, *fill = coef + 4 * (nb + 4);
 	uintptr_t wa = (uintptr_t)(fill + nb + 4);
 	double *work = (double *)((wa + 7) & ~(uintptr_t)7);
-	int b0 = rmin > 0 ? (int)ceil(oversample * rmin - 1e-9) : 0;
+	struct core k0 = {0, 0, 0, 0};
+	if (taper > 0) {
+		/* the ramp starts inside the template: from the bin below it */
+		double s0 = oversample * fmax(rmin, 0);
+		k0 = (struct core){(float)s0, (float)(1 / (oversample * taper)), (int)floor(s0),
+				   s0 + oversample * taper};
+	} else if (rmin > 0) {
+		int b0 = (int)ceil(oversample * rmin - 1e-9);
+		k0 = (struct core){(float)b0, 0, b0, b0};
+	}
+	int b0 = k0.b0;
 	if (template_coefs(prof, nb, b0, coef, fill, work) < 0)
 		return -1;
 	int ni = nb - 2;
@@ -273,7 +593,7 @@ int ms_radial_fit(const float *roi, int w, double x, double y, const float *prof
 		int nu = it + 1 < iters ? (ni + b0) / 2 : ni;
 		if (nu < b0 + 4)
 			nu = ni;
-		gn_pass(roi, w, cx, cy, os, coef, b0, nu, weighted, &g);
+		gn_pass(roi, w, cx, cy, os, coef, &k0, nu, weighted, &g);
 		double det = g.hxx * g.hyy - g.hxy * g.hxy;
 		if (!(det > 0) || !isfinite(det) || !isfinite(g.bx) || !isfinite(g.by))
 			return -1;
