@@ -798,6 +798,16 @@ static void write_batch(struct out *o, const struct ms_frame_batch *fb)
 	}
 }
 
+/* Write the batch in hand, if any, and give it back to the reader. */
+static void flush_batch(struct out *o, struct ms_prefetch *pf, struct ms_frame_batch **pending)
+{
+	if (*pending) {
+		write_batch(o, *pending);
+		ms_prefetch_release(pf, *pending);
+		*pending = NULL;
+	}
+}
+
 int main(int argc, char **argv)
 {
 	struct config c;
@@ -923,20 +933,13 @@ int main(int argc, char **argv)
 	struct ms_frame_batch *fb, *pending = NULL;
 	int rc = 0;
 	for (;;) {
-		if (pending && !ms_prefetch_ready(pf)) {
-			write_batch(&o, pending);
-			ms_prefetch_release(pf, pending);
-			pending = NULL;
-		}
+		if (pending && !ms_prefetch_ready(pf))
+			flush_batch(&o, pf, &pending);
 		if (stop_signal || (rc = ms_prefetch_next(pf, &fb, &e)) <= 0)
 			break;
 		if (sh.srv && requests_pending(&sh)) {
 			/* The rows in hand belong to the ROIs and files they were tracked with. */
-			if (pending) {
-				write_batch(&o, pending);
-				ms_prefetch_release(pf, pending);
-				pending = NULL;
-			}
+			flush_batch(&o, pf, &pending);
 			apply_requests(&st, &sh);
 		}
 		dropped = fb->dropped;
@@ -949,25 +952,20 @@ int main(int argc, char **argv)
 			sh.skipped += fb->nframes;
 		pthread_mutex_unlock(&sh.mu);
 		if (!acquiring) {
+			flush_batch(&o, pf, &pending);
 			ms_prefetch_release(pf, fb);
 			continue;
 		}
 		st.nframes = fb->nframes;
 		st.frame = fb->frame;
 		ms_pool_start(pool, st.nframes * st.rois.n, track_one, &st);
-		if (pending) {
-			write_batch(&o, pending);
-			ms_prefetch_release(pf, pending);
-		}
+		flush_batch(&o, pf, &pending);
 		ms_pool_wait(pool);
 		o.nrows = make_rows(&st, fb->t_ns, o.frame_index, nm_per_px, offsets, &o.invalid);
 		o.frame_index += st.nframes;
 		pending = fb;
 	}
-	if (pending) {
-		write_batch(&o, pending);
-		ms_prefetch_release(pf, pending);
-	}
+	flush_batch(&o, pf, &pending);
 	uint64_t frame_index = o.frame_index;
 	if (stop_signal)
 		rc = 0;
