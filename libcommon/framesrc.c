@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -221,22 +222,26 @@ int ms_framesrc_next_into(struct ms_framesrc *s, struct ms_frame *f, void *dst, 
 
 /*
  * Map [off, off + len) of the open TIFF (fsize bytes long) into m, from
- * the page that holds off on, clipped to the file's end.
+ * the page that holds off on, clipped to the file's end. False when the
+ * file cannot be mapped (a file system without mmap, no address space):
+ * then it is read.
  */
-static int map_window(struct ms_framesrc *s, struct ms_framemap *m, uint64_t off, size_t len,
-                      uint64_t fsize, ms_err *e)
+static bool map_window(struct ms_framesrc *s, struct ms_framemap *m, uint64_t off, size_t len,
+                       uint64_t fsize)
 {
 	uint64_t page = (uint64_t)sysconf(_SC_PAGESIZE);
 	uint64_t start = off - off % page, end = len < fsize - off ? off + len : fsize;
+	if (end - start > SIZE_MAX)
+		return false;
 	void *p = mmap(NULL, (size_t)(end - start), PROT_READ, MAP_SHARED, ms_tiff_fd(s->tiff),
 	               (off_t)start);
 	if (p == MAP_FAILED)
-		return ms_err_set(e, "cannot map '%s':", s->name);
+		return false;
 	m->base = p;
 	m->len = (size_t)(end - start);
 	m->off = start;
 	m->input = s->cur;
-	return 0;
+	return true;
 }
 
 int ms_framesrc_next_mapped(struct ms_framesrc *s, struct ms_frame *f, struct ms_framemap *m,
@@ -265,8 +270,8 @@ int ms_framesrc_next_mapped(struct ms_framesrc *s, struct ms_frame *f, struct ms
 	if ((uint64_t)st.st_size < off + fb)
 		return ms_err_set(e, "'%s' is truncated: frame %zu ends past the end of the file",
 		                  s->name, s->tiff_frame);
-	if (!m->base && map_window(s, m, off, window > fb ? window : fb, (uint64_t)st.st_size, e) < 0)
-		return -1;
+	if (!m->base && !map_window(s, m, off, window > fb ? window : fb, (uint64_t)st.st_size))
+		return 2;
 	unsigned char *px = (unsigned char *)m->base + (off - m->off);
 	/*
 	 * Fault the pages in here, in the reader, not in whoever uses the

@@ -58,9 +58,9 @@ struct ms_framemap {
  * on is mapped into it; if m holds the frame, it is used. Returns 1 with
  * f->pixels inside m (faulted in, valid until ms_framemap_release), 0 at
  * the end, -1 on error (a file cut short since it was opened is one), or
- * 2 when the frame cannot be mapped or lies outside m: then it is not
- * consumed (read it with ms_framesrc_next_into, or release m and try
- * again). A mapping stays valid after the source moves on to another file
+ * 2 when the frame cannot be mapped (its page, or the file) or lies
+ * outside m: then it is not consumed (read it with ms_framesrc_next_into,
+ * or release m and try again). A mapping stays valid after the source moves on to another file
  * or is closed. Truncating a file while its frames are mapped and in use
  * is a SIGBUS (the pages were there when this returned).
  */

@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -519,6 +520,36 @@ static void test_mapped(void)
 	tap_int(bad, 0, "a hand-laid file reads as laid, mapped or not");
 	ms_framemap_release(&m);
 	ms_framesrc_close(s);
+
+	/*
+	 * No address space left for a window: the frame is read instead. In a
+	 * child, whose address space is capped at what it has.
+	 */
+	fflush(stdout);
+	pid_t pid = fork();
+	if (pid == 0) {
+		struct ms_framesrc *cs = ms_framesrc_open(p16, 1, &e);
+		static uint16_t buf[40 * 30], want0[40 * 30];
+		fill(want0, &i16, 0);
+		struct ms_framemap cm = { 0 };
+		FILE *st = fopen("/proc/self/status", "r");
+		char line[256];
+		long vm = 0;
+		while (st && fgets(line, sizeof line, st))
+			if (sscanf(line, "VmSize: %ld kB", &vm) == 1)
+				break;
+		fclose(st);
+		struct rlimit rl = { (rlim_t)vm * 1024, (rlim_t)vm * 1024 };
+		if (!cs || vm <= 0 || setrlimit(RLIMIT_AS, &rl) != 0)
+			_exit(3);
+		int r2 = ms_framesrc_next_mapped(cs, &f, &cm, 1u << 20, &e);
+		int r1 = ms_framesrc_next_into(cs, &f, buf, &e);
+		_exit(r2 == 2 && cm.base == NULL && r1 == 1 && !memcmp(buf, want0, sizeof buf) ? 0 : 1);
+	}
+	int wst = 0;
+	waitpid(pid, &wst, 0);
+	tap_ok(WIFEXITED(wst) && WEXITSTATUS(wst) == 0,
+	       "a file that cannot be mapped is read instead (status %d)", WEXITSTATUS(wst));
 
 	/* a stream cannot be mapped */
 	char *sp = tmp_path("m.frames");
