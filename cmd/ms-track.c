@@ -163,8 +163,8 @@ struct state {
 	double *z_prev;			/* per ROI: last valid z, for a local search */
 	struct ms_xyz *xyz;		/* maxf * nrois */
 	struct ms_track *rows;		/* maxf * nrois */
-	/* the batch in hand */
-	const unsigned char *frames;
+	/* the batch being tracked */
+	const unsigned char **frame;	/* nframes: each frame's pixels */
 	size_t nframes;
 };
 
@@ -269,7 +269,7 @@ static void track_one(void *ctx, size_t item, int worker)
 	size_t f = item / nrois, r = item % nrois;
 	const struct ms_roi *roi = &st->rois.roi[r];
 	struct ms_roi_in in = {
-		.frame = st->frames + f * st->frame_bytes,
+		.frame = st->frame[f],
 		.fmt = st->info.fmt,
 		.stride = st->info.width,
 		.x0 = roi->x0,
@@ -281,7 +281,7 @@ static void track_one(void *ctx, size_t item, int worker)
 	if (item + 1 < st->nframes * nrois) {
 		size_t f1 = (item + 1) / nrois, r1 = (item + 1) % nrois;
 		struct ms_roi_in next = in;
-		next.frame = st->frames + f1 * st->frame_bytes;
+		next.frame = st->frame[f1];
 		next.x0 = st->rois.roi[r1].x0;
 		next.y0 = st->rois.roi[r1].y0;
 		ms_track_prefetch(st->tracker, &next);
@@ -386,6 +386,15 @@ static void make_workspaces(struct state *st)
 		if (!(st->ws[i] = ms_track_ws_new(st->tracker, &e)))
 			ms_die("%s", e.msg);
 	}
+}
+
+/* Whether commands asked for anything since the last batch. */
+static bool requests_pending(struct shared *sh)
+{
+	pthread_mutex_lock(&sh->mu);
+	bool any = sh->lut_dirty || sh->rois_dirty;
+	pthread_mutex_unlock(&sh->mu);
+	return any;
 }
 
 /* Take over what commands asked for since the last batch. */
@@ -734,6 +743,79 @@ static size_t make_rows(struct state *st, const uint64_t *t_ns, uint64_t first_f
 	return n;
 }
 
+/* Where tracked batches go, and what the main loop counts. */
+struct out {
+	const struct config *c;
+	struct state *st;
+	struct shared *sh;
+	struct ms_h5tracks *h5;		/* NULL: no -o */
+	FILE *latency;			/* NULL: no --latency-log */
+	struct ms_frame *frames;	/* maxf, for the recorder (NULL: none) */
+	struct ms_frame_info vinfo;	/* the video's scale: what we were told, not a guess */
+	size_t *offsets;		/* of the rows in st->rows, per frame */
+	size_t nrows;			/* rows made of the batch not yet written */
+	uint64_t frame_index, invalid;	/* frames tracked, rows with a NaN */
+	uint64_t written;		/* frames written */
+	int64_t total;
+	struct timespec t0;
+	double last_progress;
+};
+
+/* Write out a tracked batch whose rows make_rows made (st->rows, o->offsets). */
+static void write_batch(struct out *o, const struct ms_frame_batch *fb)
+{
+	const struct config *c = o->c;
+	struct state *st = o->st;
+	struct shared *sh = o->sh;
+	ms_err e;
+	size_t nf = fb->nframes;
+	o->written += nf;
+	/* Live rows go on at once: a consumer downstream must not wait for a full buffer. */
+	if (c->tsv && (ms_tracks_tsv_write(stdout, st->rows, o->nrows) < 0 ||
+	               (o->total < 0 && fflush(stdout) != 0)))
+		ms_die("error writing standard output:");
+	struct ms_track_batch tb = { nf, fb->t_ns, o->offsets, st->rows };
+	if (o->h5 && ms_h5tracks_append(o->h5, &tb, &e) < 0)
+		ms_die("%s", e.msg);
+	pthread_mutex_lock(&sh->mu);
+	sh->frames = o->written;
+	sh->invalid = o->invalid;
+	ms_ctl_rate_add(&sh->rate, nf, ms_ctl_now());
+	if (sh->rec) {
+		for (size_t f = 0; f < nf; f++)
+			o->frames[f] = (struct ms_frame){ .t_ns = fb->t_ns[f], .info = o->vinfo,
+			                                  .pixels = fb->frame[f] };
+		struct ms_rec_batch rb = { nf, o->frames, st->rois.roi, st->rois.n,
+		                           (uint32_t)st->params.roi_size, &tb };
+		/* The recorder carries on in new files after a failure. */
+		if (ms_recorder_put(sh->rec, &rb, &e) < 0)
+			ms_warn("%s", e.msg);
+	}
+	pthread_mutex_unlock(&sh->mu);
+	if (o->latency) {
+		/* The rows are in the file (flushed) or on standard output now. */
+		uint64_t now = ms_now_ns();
+		for (size_t f = 0; f < nf; f++)
+			fprintf(o->latency, "%" PRIu64 "\t%" PRIu64 "\t%" PRIu64 "\t%zu\n", fb->seq[f],
+			        fb->t_ns[f], now, nf);
+	}
+	double el = seconds_since(&o->t0);
+	if (el - o->last_progress > 0.25) {
+		progress(c, (int64_t)o->written, o->total, el, st->rois.n);
+		o->last_progress = el;
+	}
+}
+
+/* Write the batch in hand, if any, and give it back to the reader. */
+static void flush_batch(struct out *o, struct ms_prefetch *pf, struct ms_frame_batch **pending)
+{
+	if (*pending) {
+		write_batch(o, *pending);
+		ms_prefetch_release(pf, *pending);
+		*pending = NULL;
+	}
+}
+
 int main(int argc, char **argv)
 {
 	struct config c;
@@ -842,16 +924,33 @@ int main(int argc, char **argv)
 	struct timespec t0;
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	int64_t total = ms_framesrc_total(src);
-	uint64_t frame_index = 0, invalid = 0, dropped = 0;
-	double last_progress = 0;
+	uint64_t dropped = 0;
 	struct ms_prefetch *pf = ms_prefetch_start(src, st.maxf, 3, &stop_signal, &e);
 	if (!pf)
 		ms_die("%s", e.msg);
-	struct ms_frame_batch *fb;
+	struct out o = {
+		.c = &c, .st = &st, .sh = &sh, .h5 = h5, .latency = latency, .frames = frames,
+		.vinfo = vinfo, .offsets = offsets, .total = total, .t0 = t0,
+	};
+	/*
+	 * A batch is tracked, then its rows are made at once (they carry each
+	 * bead's z into the next batch's search) but written while the next
+	 * batch is tracked, if that one is already read: the worker threads
+	 * never wait for the files. On a live stream that keeps up the rows go
+	 * out before waiting for more frames.
+	 */
+	struct ms_frame_batch *fb, *pending = NULL;
 	int rc = 0;
-	while (!stop_signal && (rc = ms_prefetch_next(pf, &fb, &e)) > 0) {
-		if (sh.srv)
+	for (;;) {
+		if (pending && !ms_prefetch_ready(pf))
+			flush_batch(&o, pf, &pending);
+		if (stop_signal || (rc = ms_prefetch_next(pf, &fb, &e)) <= 0)
+			break;
+		if (sh.srv && requests_pending(&sh)) {
+			/* The rows in hand belong to the ROIs and files they were tracked with. */
+			flush_batch(&o, pf, &pending);
 			apply_requests(&st, &sh);
+		}
 		dropped = fb->dropped;
 		if (shm)
 			report_drops(&drops, sh.srv, c.verbose < 0, false);
@@ -862,51 +961,21 @@ int main(int argc, char **argv)
 			sh.skipped += fb->nframes;
 		pthread_mutex_unlock(&sh.mu);
 		if (!acquiring) {
+			flush_batch(&o, pf, &pending);
 			ms_prefetch_release(pf, fb);
 			continue;
 		}
 		st.nframes = fb->nframes;
-		st.frames = fb->pixels;
-		if (st.rois.n)
-			ms_pool_run(pool, st.nframes * st.rois.n, track_one, &st);
-		size_t n = make_rows(&st, fb->t_ns, frame_index, nm_per_px, offsets, &invalid);
-		frame_index += st.nframes;
-		/* Live rows go on at once: a consumer downstream must not wait for a full buffer. */
-		if (c.tsv && (ms_tracks_tsv_write(stdout, st.rows, n) < 0 ||
-		              (total < 0 && fflush(stdout) != 0)))
-			ms_die("error writing standard output:");
-		struct ms_track_batch tb = { st.nframes, fb->t_ns, offsets, st.rows };
-		if (h5 && ms_h5tracks_append(h5, &tb, &e) < 0)
-			ms_die("%s", e.msg);
-		pthread_mutex_lock(&sh.mu);
-		sh.frames = frame_index;
-		sh.invalid = invalid;
-		ms_ctl_rate_add(&sh.rate, st.nframes, ms_ctl_now());
-		if (sh.rec) {
-			for (size_t f = 0; f < st.nframes; f++)
-				frames[f] = (struct ms_frame){ .t_ns = fb->t_ns[f], .info = vinfo,
-				                               .pixels = st.frames + f * st.frame_bytes };
-			struct ms_rec_batch rb = { st.nframes, frames, st.rois.roi, st.rois.n,
-			                           (uint32_t)st.params.roi_size, &tb };
-			/* The recorder carries on in new files after a failure. */
-			if (ms_recorder_put(sh.rec, &rb, &e) < 0)
-				ms_warn("%s", e.msg);
-		}
-		pthread_mutex_unlock(&sh.mu);
-		if (latency) {
-			/* The rows are in the file (flushed) or on standard output now. */
-			uint64_t now = ms_now_ns();
-			for (size_t f = 0; f < st.nframes; f++)
-				fprintf(latency, "%" PRIu64 "\t%" PRIu64 "\t%" PRIu64 "\t%zu\n", fb->seq[f],
-				        fb->t_ns[f], now, st.nframes);
-		}
-		ms_prefetch_release(pf, fb);
-		double el = seconds_since(&t0);
-		if (el - last_progress > 0.25) {
-			progress(&c, (int64_t)frame_index, total, el, st.rois.n);
-			last_progress = el;
-		}
+		st.frame = fb->frame;
+		ms_pool_start(pool, st.nframes * st.rois.n, track_one, &st);
+		flush_batch(&o, pf, &pending);
+		ms_pool_wait(pool);
+		o.nrows = make_rows(&st, fb->t_ns, o.frame_index, nm_per_px, offsets, &o.invalid);
+		o.frame_index += st.nframes;
+		pending = fb;
 	}
+	flush_batch(&o, pf, &pending);
+	uint64_t frame_index = o.frame_index;
 	if (stop_signal)
 		rc = 0;
 	ms_prefetch_stop(pf);
@@ -938,7 +1007,7 @@ int main(int argc, char **argv)
 		fprintf(stderr, "%s: %llu frames, %llu ROIs in %.2f s (%.0f ROIs/s, %d thread%s), "
 		        "%llu invalid (NaN)%s%s\n", ms_progname(), (unsigned long long)frame_index,
 		        (unsigned long long)nroi, elapsed, elapsed > 0 ? (double)nroi / elapsed : 0.0,
-		        st.nthreads, st.nthreads == 1 ? "" : "s", (unsigned long long)invalid, missed,
+		        st.nthreads, st.nthreads == 1 ? "" : "s", (unsigned long long)o.invalid, missed,
 		        stop_signal ? " (stopped by a signal)" : "");
 	}
 

@@ -4,13 +4,20 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include "fstream.h"
 #include "tiffio.h"
+
+/* Linux 5.14; older headers lack it, and older kernels say EINVAL. */
+#ifndef MADV_POPULATE_READ
+#define MADV_POPULATE_READ 22
+#endif
 
 struct ms_framesrc {
 	char *const *paths;
@@ -171,16 +178,9 @@ int ms_framesrc_next(struct ms_framesrc *s, struct ms_frame *f, ms_err *e)
 	return ms_framesrc_next_into(s, f, NULL, e);
 }
 
-int ms_framesrc_next_into(struct ms_framesrc *s, struct ms_frame *f, void *dst, ms_err *e)
+/* Move on to the TIFF that holds the next frame: 1, or 0 at the end, -1 on error. */
+static int next_tiff(struct ms_framesrc *s, ms_err *e)
 {
-	if (s->stream) {
-		int rc = ms_freader_next(s->stream, f, e);
-		if (rc > 0 && dst) {
-			memcpy(dst, f->pixels, ms_frame_bytes(&f->info));
-			f->pixels = dst;
-		}
-		return rc;
-	}
 	while (s->tiff && s->tiff_frame >= ms_tiff_frames(s->tiff)) {
 		ms_tiff_close_read(s->tiff);
 		s->tiff = NULL;
@@ -192,8 +192,22 @@ int ms_framesrc_next_into(struct ms_framesrc *s, struct ms_frame *f, void *dst, 
 		if (!same_geometry(ms_tiff_info(s->tiff), &s->info))
 			return ms_err_set(e, "%s: frame geometry changed while reading", s->name);
 	}
-	if (!s->tiff)
-		return 0;
+	return s->tiff ? 1 : 0;
+}
+
+int ms_framesrc_next_into(struct ms_framesrc *s, struct ms_frame *f, void *dst, ms_err *e)
+{
+	if (s->stream) {
+		int rc = ms_freader_next(s->stream, f, e);
+		if (rc > 0 && dst) {
+			memcpy(dst, f->pixels, ms_frame_bytes(&f->info));
+			f->pixels = dst;
+		}
+		return rc;
+	}
+	int rc = next_tiff(s, e);
+	if (rc <= 0)
+		return rc;
 	uint64_t t_ns;
 	void *px = dst ? dst : s->pixels;
 	if (ms_tiff_read(s->tiff, s->tiff_frame, px, &t_ns, e) < 0)
@@ -204,6 +218,87 @@ int ms_framesrc_next_into(struct ms_framesrc *s, struct ms_frame *f, void *dst, 
 	f->info = *ms_tiff_info(s->tiff);
 	f->pixels = px;
 	return 1;
+}
+
+/*
+ * Map [off, off + len) of the open TIFF (fsize bytes long) into m, from
+ * the page that holds off on, clipped to the file's end. False when the
+ * file cannot be mapped (a file system without mmap, no address space):
+ * then it is read.
+ */
+static bool map_window(struct ms_framesrc *s, struct ms_framemap *m, uint64_t off, size_t len,
+                       uint64_t fsize)
+{
+	uint64_t page = (uint64_t)sysconf(_SC_PAGESIZE);
+	uint64_t start = off - off % page, end = len < fsize - off ? off + len : fsize;
+	if (end - start > SIZE_MAX)
+		return false;
+	void *p = mmap(NULL, (size_t)(end - start), PROT_READ, MAP_SHARED, ms_tiff_fd(s->tiff),
+	               (off_t)start);
+	if (p == MAP_FAILED)
+		return false;
+	m->base = p;
+	m->len = (size_t)(end - start);
+	m->off = start;
+	m->input = s->cur;
+	return true;
+}
+
+int ms_framesrc_next_mapped(struct ms_framesrc *s, struct ms_frame *f, struct ms_framemap *m,
+                            size_t window, ms_err *e)
+{
+	if (s->stream)
+		return 2;
+	int rc = next_tiff(s, e);
+	if (rc <= 0)
+		return rc;
+	uint64_t off = ms_tiff_frame_offset(s->tiff, s->tiff_frame);
+	size_t fb = ms_frame_bytes(&s->info);
+	if (off == UINT64_MAX)
+		return 2;
+	if (m->base && (m->input != s->cur || off < m->off || off - m->off > m->len ||
+	                fb > m->len - (off - m->off)))
+		return 2;
+	/*
+	 * Past the end of a file, a mapping has no pages (SIGBUS) or, in the
+	 * last one, zeros: a file cut short since it was opened must be an
+	 * error, as it is for a read.
+	 */
+	struct stat st;
+	if (fstat(ms_tiff_fd(s->tiff), &st) < 0)
+		return ms_err_set(e, "cannot read '%s':", s->name);
+	if ((uint64_t)st.st_size < off + fb)
+		return ms_err_set(e, "'%s' is truncated: frame %zu ends past the end of the file",
+		                  s->name, s->tiff_frame);
+	if (!m->base && !map_window(s, m, off, window > fb ? window : fb, (uint64_t)st.st_size))
+		return 2;
+	unsigned char *px = (unsigned char *)m->base + (off - m->off);
+	/*
+	 * Fault the pages in here, in the reader, not in whoever uses the
+	 * pixels: a disk read waits here. Kernels before 5.14 do not know the
+	 * advice; then the pages come in on first touch.
+	 */
+	uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
+	uintptr_t a = (uintptr_t)px - (uintptr_t)px % page;
+	if (madvise((void *)a, (uintptr_t)px + fb - a, MADV_POPULATE_READ) != 0 && errno != EINVAL) {
+		if (errno == EFAULT)
+			return ms_err_set(e, "'%s' is truncated: frame %zu ends past the end of the file",
+			                  s->name, s->tiff_frame);
+		return ms_err_set(e, "cannot read frame %zu of '%s':", s->tiff_frame, s->name);
+	}
+	f->seq = s->next_seq++;
+	f->t_ns = ms_tiff_frame_t_ns(s->tiff, s->tiff_frame);
+	f->info = *ms_tiff_info(s->tiff);
+	f->pixels = px;
+	s->tiff_frame++;
+	return 1;
+}
+
+void ms_framemap_release(struct ms_framemap *m)
+{
+	if (m->base)
+		munmap(m->base, m->len);
+	*m = (struct ms_framemap){ 0 };
 }
 
 void ms_framesrc_set_wake_fd(struct ms_framesrc *s, int fd)

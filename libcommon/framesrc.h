@@ -40,6 +40,33 @@ void ms_framesrc_set_wake_fd(struct ms_framesrc *s, int fd);
 /* The same with the pixels in dst (frame_bytes): a TIFF page is read
  * straight into it, a stream's frame copied; f->pixels is dst. */
 int ms_framesrc_next_into(struct ms_framesrc *s, struct ms_frame *f, void *dst, ms_err *e);
+/*
+ * A window of a TIFF file mapped read-only, where frames are used in
+ * place: no copy, and what the kernel's page cache already holds costs no
+ * memory of our own. A zeroed struct is an empty window.
+ */
+struct ms_framemap {
+	void *base;		/* NULL: empty */
+	size_t len;
+	uint64_t off;		/* file offset of base */
+	int input;		/* which of the inputs */
+};
+/*
+ * The next frame in place, when it can be: an uncompressed TIFF page whose
+ * pixels lie back to back in the host's order (ms_tiff_frame_offset). If
+ * m is empty, a window of about window bytes of the file from this frame
+ * on is mapped into it; if m holds the frame, it is used. Returns 1 with
+ * f->pixels inside m (faulted in, valid until ms_framemap_release), 0 at
+ * the end, -1 on error (a file cut short since it was opened is one), or
+ * 2 when the frame cannot be mapped (its page, or the file) or lies
+ * outside m: then it is not consumed (read it with ms_framesrc_next_into,
+ * or release m and try again). A mapping stays valid after the source moves on to another file
+ * or is closed. Truncating a file while its frames are mapped and in use
+ * is a SIGBUS (the pages were there when this returned).
+ */
+int ms_framesrc_next_mapped(struct ms_framesrc *s, struct ms_frame *f, struct ms_framemap *m,
+                            size_t window, ms_err *e);
+void ms_framemap_release(struct ms_framemap *m);
 /* Whether the next frame is at hand without waiting (always, for files). */
 bool ms_framesrc_ready(const struct ms_framesrc *s);
 /*

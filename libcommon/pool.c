@@ -7,12 +7,15 @@
 #include <errno.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 /* Beyond this many threads something is wrong with the request. */
 #define POOL_MAX_THREADS 1024
+/* A chunk is at most the remaining items over GUIDE per thread. */
+#define GUIDE 2
 
 struct worker {
 	struct ms_pool *pool;
@@ -28,6 +31,7 @@ struct ms_pool {
 	unsigned long gen;	/* bumped per run, under mu */
 	int busy;		/* helper threads still in the current run */
 	int stop;
+	bool started;		/* helper threads were woken for the current run */
 	/* the current run, written before gen is bumped */
 	ms_pool_fn fn;
 	void *ctx;
@@ -35,15 +39,27 @@ struct ms_pool {
 	atomic_size_t next;
 };
 
+/*
+ * Take chunks until none is left. A chunk is a share of what remains
+ * (guided scheduling): large while much remains, so the counter is rarely
+ * touched, and single items at the end, so no thread sits idle at the
+ * barrier while another finishes a long chunk of slow items.
+ */
 static void work(struct ms_pool *p, int id)
 {
+	size_t i = atomic_load_explicit(&p->next, memory_order_relaxed);
 	for (;;) {
-		size_t i = atomic_fetch_add_explicit(&p->next, p->chunk, memory_order_relaxed);
 		if (i >= p->nitems)
 			return;
-		size_t end = i + p->chunk < p->nitems ? i + p->chunk : p->nitems;
+		size_t chunk = (p->nitems - i) / ((size_t)p->n * GUIDE);
+		chunk = chunk < 1 ? 1 : chunk > p->chunk ? p->chunk : chunk;
+		if (!atomic_compare_exchange_weak_explicit(&p->next, &i, i + chunk,
+							   memory_order_relaxed, memory_order_relaxed))
+			continue;	/* i is the counter's new value */
+		size_t end = i + chunk;
 		for (; i < end; i++)
 			p->fn(p->ctx, i, id);
+		i = atomic_load_explicit(&p->next, memory_order_relaxed);
 	}
 }
 
@@ -114,33 +130,48 @@ int ms_pool_threads(const struct ms_pool *p)
 	return p->n;
 }
 
-void ms_pool_run(struct ms_pool *p, size_t nitems, ms_pool_fn fn, void *ctx)
+void ms_pool_start(struct ms_pool *p, size_t nitems, ms_pool_fn fn, void *ctx)
 {
-	if (nitems == 0)
-		return;
-	if (p->n == 1 || nitems == 1) {
-		for (size_t i = 0; i < nitems; i++)
-			fn(ctx, i, 0);
-		return;
-	}
-	/* small chunks: a few per thread for balance, never so many that the
-	 * counter becomes the bottleneck */
-	size_t chunk = nitems / ((size_t)p->n * 8);
-	p->chunk = chunk < 1 ? 1 : chunk > 16 ? 16 : chunk;
 	p->fn = fn;
 	p->ctx = ctx;
 	p->nitems = nitems;
+	p->started = false;
+	if (nitems == 0 || p->n == 1 || nitems == 1)
+		return;	/* the caller does it all in ms_pool_wait */
+	/* at most a few chunks per thread, never so many that the counter
+	 * becomes the bottleneck on cheap items */
+	size_t chunk = nitems / ((size_t)p->n * 8);
+	p->chunk = chunk < 1 ? 1 : chunk > 16 ? 16 : chunk;
 	atomic_store_explicit(&p->next, 0, memory_order_relaxed);
 	pthread_mutex_lock(&p->mu);
 	p->busy = p->n - 1;
 	p->gen++;
 	pthread_cond_broadcast(&p->start);
 	pthread_mutex_unlock(&p->mu);
+	p->started = true;
+}
+
+void ms_pool_wait(struct ms_pool *p)
+{
+	if (!p->started) {
+		for (size_t i = 0; i < p->nitems; i++)
+			p->fn(p->ctx, i, 0);
+		p->nitems = 0;
+		return;
+	}
 	work(p, 0);
 	pthread_mutex_lock(&p->mu);
 	while (p->busy > 0)
 		pthread_cond_wait(&p->done, &p->mu);
 	pthread_mutex_unlock(&p->mu);
+	p->started = false;
+	p->nitems = 0;
+}
+
+void ms_pool_run(struct ms_pool *p, size_t nitems, ms_pool_fn fn, void *ctx)
+{
+	ms_pool_start(p, nitems, fn, ctx);
+	ms_pool_wait(p);
 }
 
 void ms_pool_free(struct ms_pool *p)

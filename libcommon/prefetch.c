@@ -9,17 +9,24 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+/* Bytes a batch's window allows per frame beyond its pixels. */
+#define WINDOW_SLACK 4096u
+
 enum slot_state { SLOT_EMPTY, SLOT_FILLING, SLOT_FULL, SLOT_TAKEN };
 
 struct slot {
 	struct ms_frame_batch batch;
+	unsigned char *buf;		/* max_frames * frame_bytes: copied frames */
+	struct ms_framemap map;		/* mapped frames */
 	enum slot_state state;
 };
 
 struct ms_prefetch {
 	struct ms_framesrc *src;
 	size_t max_frames, frame_bytes;
+	size_t window;			/* bytes mapped per batch */
 	int nbuf;
+	bool copy;			/* MS_PREFETCH_COPY */
 	struct slot *slots;
 	int next_fill, next_take;	/* slots are used round-robin, in order */
 	bool done;			/* the reader has finished (end or error) */
@@ -42,18 +49,33 @@ size_t ms_prefetch_batch_frames(size_t want, size_t frame_bytes, size_t limit_by
 	return n ? n : 1;
 }
 
-/* Read one batch into s; returns what ms_framesrc_next last returned. */
-static int fill(struct ms_prefetch *p, struct ms_frame_batch *b, ms_err *e)
+/*
+ * Read one batch into s: frames mapped in place while they fit the
+ * batch's window, others copied into its buffer. Returns what the source
+ * last returned (1: more to come).
+ */
+static int fill(struct ms_prefetch *p, struct slot *s, ms_err *e)
 {
+	struct ms_frame_batch *b = &s->batch;
+	ms_framemap_release(&s->map);
 	b->nframes = 0;
 	int rc = 1;
 	while (b->nframes < p->max_frames) {
 		if (b->nframes > 0 && !ms_framesrc_ready(p->src))
 			break;
 		struct ms_frame f;
-		rc = ms_framesrc_next_into(p->src, &f, b->pixels + b->nframes * p->frame_bytes, e);
+		rc = p->copy ? 2 : ms_framesrc_next_mapped(p->src, &f, &s->map, p->window, e);
+		if (rc == 2) {
+			/* Not in this batch's window: the next batch maps a new one. */
+			if (s->map.base) {
+				rc = 1;
+				break;
+			}
+			rc = ms_framesrc_next_into(p->src, &f, s->buf + b->nframes * p->frame_bytes, e);
+		}
 		if (rc <= 0)
 			break;
+		b->frame[b->nframes] = f.pixels;
 		b->t_ns[b->nframes] = f.t_ns;
 		b->seq[b->nframes] = f.seq;
 		b->nframes++;
@@ -78,7 +100,7 @@ static void *reader(void *arg)
 		pthread_mutex_unlock(&p->lock);
 
 		ms_err e = { "" };
-		int rc = fill(p, &s->batch, &e);
+		int rc = fill(p, s, &e);
 
 		pthread_mutex_lock(&p->lock);
 		if (s->batch.nframes > 0) {
@@ -102,7 +124,9 @@ static void *reader(void *arg)
 static void free_slots(struct ms_prefetch *p)
 {
 	for (int i = 0; p->slots && i < p->nbuf; i++) {
-		free(p->slots[i].batch.pixels);
+		ms_framemap_release(&p->slots[i].map);
+		free(p->slots[i].buf);
+		free(p->slots[i].batch.frame);
 		free(p->slots[i].batch.t_ns);
 		free(p->slots[i].batch.seq);
 	}
@@ -111,6 +135,13 @@ static void free_slots(struct ms_prefetch *p)
 
 struct ms_prefetch *ms_prefetch_start(struct ms_framesrc *src, size_t max_frames, int nbuf,
                                       const volatile sig_atomic_t *interrupt, ms_err *e)
+{
+	return ms_prefetch_start_flags(src, max_frames, nbuf, interrupt, 0, e);
+}
+
+struct ms_prefetch *ms_prefetch_start_flags(struct ms_framesrc *src, size_t max_frames, int nbuf,
+                                            const volatile sig_atomic_t *interrupt, int flags,
+                                            ms_err *e)
 {
 	struct ms_prefetch *p = calloc(1, sizeof *p);
 	if (!p) {
@@ -122,16 +153,25 @@ struct ms_prefetch *ms_prefetch_start(struct ms_framesrc *src, size_t max_frames
 	p->max_frames = max_frames ? max_frames : 1;
 	p->nbuf = nbuf < 2 ? 2 : nbuf;
 	p->frame_bytes = ms_frame_bytes(ms_framesrc_info(src));
+	p->copy = flags & MS_PREFETCH_COPY;
+	/*
+	 * A batch's frames back to back, with room for the directories that
+	 * tifffile and libtiff write between the pages: a frame beyond it
+	 * starts the next batch.
+	 */
+	p->window = p->max_frames * (p->frame_bytes + WINDOW_SLACK);
 	p->slots = calloc((size_t)p->nbuf, sizeof *p->slots);
 	if (!p->slots)
 		goto oom;
 	for (int i = 0; i < p->nbuf; i++) {
 		struct ms_frame_batch *b = &p->slots[i].batch;
 		b->frame_bytes = p->frame_bytes;
-		b->pixels = malloc(p->max_frames * p->frame_bytes);
+		/* Pages of the buffer never written (all frames mapped) cost no memory. */
+		p->slots[i].buf = malloc(p->max_frames * p->frame_bytes);
+		b->frame = malloc(p->max_frames * sizeof *b->frame);
 		b->t_ns = malloc(p->max_frames * sizeof *b->t_ns);
 		b->seq = malloc(p->max_frames * sizeof *b->seq);
-		if (!b->pixels || !b->t_ns || !b->seq)
+		if (!p->slots[i].buf || !b->frame || !b->t_ns || !b->seq)
 			goto oom;
 	}
 	if (pipe2(p->wake, O_CLOEXEC) != 0) {
@@ -213,6 +253,15 @@ void ms_prefetch_release(struct ms_prefetch *p, struct ms_frame_batch *b)
 	}
 	pthread_cond_broadcast(&p->changed);
 	pthread_mutex_unlock(&p->lock);
+}
+
+bool ms_prefetch_ready(struct ms_prefetch *p)
+{
+	pthread_mutex_lock(&p->lock);
+	enum slot_state st = p->slots[p->next_take].state;
+	bool ready = st == SLOT_FULL || (p->done && st != SLOT_FILLING);
+	pthread_mutex_unlock(&p->lock);
+	return ready;
 }
 
 void ms_prefetch_stop(struct ms_prefetch *p)

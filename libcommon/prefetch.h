@@ -3,8 +3,12 @@
  * frames from a framesrc into a few batch buffers while the caller works
  * on the previous batch, so a tracker on a multi-GB stack never waits for
  * the disk and never holds more than nbuf batches in memory, however long
- * the file. On a live stream a batch is closed early when no frame is
- * waiting, so latency stays at one frame when the camera is slow. The
+ * the file. Uncompressed TIFF pages are not read but mapped, a window of
+ * the file per batch, faulted in by the reader thread and unmapped when
+ * the batch's buffer is filled again: no copy, and a resident size
+ * bounded by the batches in flight. On a live stream a batch is closed
+ * early when no frame is waiting, so latency stays at one frame when the
+ * camera is slow. The
  * source belongs to the reader thread: its drop callback
  * (ms_framesrc_on_drop) runs there.
  */
@@ -12,6 +16,7 @@
 #define MS_PREFETCH_H
 
 #include <signal.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -21,7 +26,12 @@
 struct ms_frame_batch {
 	size_t nframes;
 	size_t frame_bytes;
-	unsigned char *pixels;	/* nframes * frame_bytes */
+	/*
+	 * Frame i's pixels: in place in a mapping of the file (an uncompressed
+	 * TIFF page, see ms_framesrc_next_mapped), or a copy in the batch's
+	 * own buffer (anything else).
+	 */
+	const unsigned char **frame;
 	uint64_t *t_ns, *seq;
 	/*
 	 * Frames the source had missed (ms_framesrc_dropped) when this batch
@@ -41,6 +51,11 @@ struct ms_prefetch;
  */
 struct ms_prefetch *ms_prefetch_start(struct ms_framesrc *src, size_t max_frames, int nbuf,
                                       const volatile sig_atomic_t *interrupt, ms_err *e);
+/* The same; flags MS_PREFETCH_COPY: read every frame into the buffers, map none. */
+enum { MS_PREFETCH_COPY = 1 };
+struct ms_prefetch *ms_prefetch_start_flags(struct ms_framesrc *src, size_t max_frames, int nbuf,
+                                            const volatile sig_atomic_t *interrupt, int flags,
+                                            ms_err *e);
 /*
  * The next batch, in order: 1 and *b set, 0 after the last batch, -1 when
  * the source failed (e says why; batches before it were all delivered).
@@ -49,6 +64,12 @@ struct ms_prefetch *ms_prefetch_start(struct ms_framesrc *src, size_t max_frames
  */
 int ms_prefetch_next(struct ms_prefetch *p, struct ms_frame_batch **b, ms_err *e);
 void ms_prefetch_release(struct ms_prefetch *p, struct ms_frame_batch *b);
+/*
+ * Whether ms_prefetch_next would return at once: a batch is ready, or the
+ * reader has finished. A caller with work in hand can tell from it
+ * whether to do that work now or alongside the next batch.
+ */
+bool ms_prefetch_ready(struct ms_prefetch *p);
 /* Stop the reader (even if it waits for input) and free everything. */
 void ms_prefetch_stop(struct ms_prefetch *p);
 

@@ -761,6 +761,27 @@ int ms_tiff_read(struct ms_tiff_reader *r, size_t i, void *pixels, uint64_t *t_n
 	return 0;
 }
 
+uint64_t ms_tiff_frame_offset(const struct ms_tiff_reader *r, size_t i)
+{
+	if (i >= r->nframes || (r->swab && r->info.fmt == MS_PIX_U16))
+		return UINT64_MAX;
+	uint64_t off = r->contiguous ? r->contig_off + (uint64_t)i * r->frame_bytes
+		     : r->page_off ? r->page_off[i] : UINT64_MAX;
+	if (off == UINT64_MAX || off % ms_pixfmt_bytes(r->info.fmt) != 0)
+		return UINT64_MAX;
+	return off;
+}
+
+int ms_tiff_fd(const struct ms_tiff_reader *r)
+{
+	return r->fd;
+}
+
+uint64_t ms_tiff_frame_t_ns(const struct ms_tiff_reader *r, size_t i)
+{
+	return r->t_ns && i < r->nframes ? r->t_ns[i] : 0;
+}
+
 void ms_tiff_close_read(struct ms_tiff_reader *r)
 {
 	if (!r)

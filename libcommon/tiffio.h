@@ -44,6 +44,19 @@ int ms_tiff_has_timestamps(const struct ms_tiff_reader *r);
  * Sequential reading (i, i+1, ...) is fast; any order works.
  */
 int ms_tiff_read(struct ms_tiff_reader *r, size_t i, void *pixels, uint64_t *t_ns, ms_err *e);
+/*
+ * Where frame i's pixels lie in the file when they can be used where they
+ * lie (mapped rather than read): an uncompressed page whose pixels are
+ * back to back, in the host's byte order, at an offset aligned for the
+ * pixel type. Returns that offset (the frame's ms_frame_bytes from there
+ * were inside the file when it was opened), or UINT64_MAX: read the frame
+ * with ms_tiff_read. Frame i's timestamp is ms_tiff_frame_t_ns (0 when
+ * unknown), and the file's descriptor (for mmap; owned by the reader,
+ * open until ms_tiff_close_read) ms_tiff_fd.
+ */
+uint64_t ms_tiff_frame_offset(const struct ms_tiff_reader *r, size_t i);
+uint64_t ms_tiff_frame_t_ns(const struct ms_tiff_reader *r, size_t i);
+int ms_tiff_fd(const struct ms_tiff_reader *r);
 void ms_tiff_close_read(struct ms_tiff_reader *r);
 
 /*

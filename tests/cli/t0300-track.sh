@@ -119,6 +119,17 @@ test_expect_success 'results do not depend on the thread count' '
 	cmp j1.tsv j2.tsv && cmp j1.tsv j3.tsv
 '
 
+test_expect_success 'the same tracks (but t_ns) from frames mapped from the TIFF, a stream, a zlib copy' '
+	ms-track -q -j 2 --rois rois s.tif >mapped.tsv &&
+	ms-capture -q -d replay:s.tif --fast | ms-track -q -j 2 --rois rois >stream.tsv &&
+	$PY -c "import tifffile, sys; a = tifffile.imread(sys.argv[1]); tifffile.imwrite(sys.argv[2], a, compression=\"zlib\", photometric=\"minisblack\")" s.tif z.tif &&
+	$PY -c "import tifffile, sys; assert tifffile.TiffFile(sys.argv[1]).pages[0].compression != 1" z.tif &&
+	ms-track -q -j 2 --nm-per-px 100 --rois rois z.tif >zlib.tsv &&
+	test $(grep -vc "^#" mapped.tsv) -eq 40 &&
+	cut -f1,3- mapped.tsv >m.cut && cut -f1,3- stream.tsv >s.cut && cut -f1,3- zlib.tsv >z.cut &&
+	cmp m.cut s.cut && cmp m.cut z.cut
+'
+
 test_expect_success 'SIGTERM mid-run leaves a valid HDF5 file and exit 143' '
 	ms-simulate --width 256 --height 192 --fixed 2 --tethered 2 --roi-size 64 --fps 200 \
 		--seed 5 -q | ms-track -q --rois rois --batch 4 -o sig.h5 --nm-per-px 100 &

@@ -5,6 +5,11 @@
  * up front; a frame stream read from a file, from standard input ("-" or
  * no input, through a pipe put on fd 0), and from a FIFO fed by a forked
  * writer; the mixtures that must be refused, each with its message.
+ * Frames in place (ms_framesrc_next_mapped): byte for byte what reading
+ * gives, for u8 and u16, classic and BigTIFF, mstk's, tifffile's and
+ * hand-laid layouts; the files that cannot be mapped (compressed,
+ * big-endian u16, odd offsets) say so and read as before; windows end at
+ * file boundaries; a file cut short after opening is an error.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -12,6 +17,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -19,6 +26,7 @@
 #include "framesrc.h"
 #include "fstream.h"
 #include "tiffio.h"
+#include "../lib/craft-tiff.h"
 #include "../lib/tap.h"
 
 #define T0 UINT64_C(1741944413589793238)
@@ -356,8 +364,238 @@ static void test_unknown(void)
 	free(tif);
 }
 
+/*
+ * Read paths twice, by ms_framesrc_next_into and by ms_framesrc_next_mapped
+ * with windows of `window` frames (falling back to reading what cannot be
+ * mapped), and compare every frame, seq and t_ns, including the frames of
+ * each window once it is full (they must stay valid while the source
+ * moves on). Returns how many frames came mapped, or -1.
+ */
+static long compare_mapped(char **paths, int npaths, size_t window, const char *what)
+{
+	ms_err e = { { 0 } };
+	struct ms_framesrc *a = ms_framesrc_open(paths, npaths, &e);
+	struct ms_framesrc *b = a ? ms_framesrc_open(paths, npaths, &e) : NULL;
+	if (!tap_ok(a && b, "%s: opens (%s)", what, e.msg)) {
+		ms_framesrc_close(a);
+		return -1;
+	}
+	size_t fb = ms_frame_bytes(ms_framesrc_info(a));
+	int64_t total = ms_framesrc_total(a);
+	unsigned char *want = malloc((size_t)total * fb);
+	unsigned char *copy = malloc(fb);
+	const unsigned char **held = calloc(window, sizeof *held);
+	size_t *held_k = calloc(window, sizeof *held_k);
+	struct ms_framemap m = { 0 };
+	size_t nheld = 0;
+	long mapped = 0, bad = 0, k = 0;
+	int ra, rb = 1;
+	struct ms_frame fa, fbm;
+	while ((ra = ms_framesrc_next_into(a, &fa, want + (size_t)k * fb, &e)) == 1) {
+		rb = ms_framesrc_next_mapped(b, &fbm, &m, window * fb, &e);
+		if (rb == 2 && m.base) {
+			/* a full window: its frames are still there */
+			for (size_t i = 0; i < nheld; i++)
+				bad += memcmp(held[i], want + held_k[i] * fb, fb) != 0;
+			ms_framemap_release(&m);
+			nheld = 0;
+			rb = ms_framesrc_next_mapped(b, &fbm, &m, window * fb, &e);
+		}
+		if (rb == 2) {
+			rb = ms_framesrc_next_into(b, &fbm, copy, &e);
+		} else if (rb == 1) {
+			mapped++;
+			if (nheld < window) {
+				held[nheld] = fbm.pixels;
+				held_k[nheld++] = (size_t)k;
+			} else {
+				bad++;	/* more frames in a window than it was made for */
+			}
+		}
+		if (rb != 1)
+			break;
+		bad += memcmp(fbm.pixels, want + (size_t)k * fb, fb) != 0 || fbm.seq != fa.seq ||
+		       fbm.t_ns != fa.t_ns;
+		k++;
+	}
+	for (size_t i = 0; i < nheld; i++)
+		bad += memcmp(held[i], want + held_k[i] * fb, fb) != 0;
+	tap_ok(ra == 0 && rb == 1 && k == total, "%s: all %ld frames both ways (%s)", what, k, e.msg);
+	tap_int(bad, 0, "%s: mapped frames are byte for byte what reading gives", what);
+	ms_framemap_release(&m);
+	tap_ok(m.base == NULL, "%s: a released window is empty", what);
+	tap_int(ms_framesrc_next_mapped(b, &fbm, &m, fb, &e), 0, "%s: 0 at the end", what);
+	free(want);
+	free(copy);
+	free(held);
+	free(held_k);
+	ms_framesrc_close(a);
+	ms_framesrc_close(b);
+	return mapped;
+}
+
+static void test_mapped(void)
+{
+	const char *src = getenv("MS_SRC");
+	char fix[512];
+	snprintf(fix, sizeof fix, "%s/tests/fixtures", src ? src : ".");
+	static const struct {
+		const char *name;
+		long frames, mapped;	/* mapped: -1 all */
+	} fixtures[] = {
+		{ "ij-u8.tif", 4, -1 },		/* tifffile, ImageJ form */
+		{ "ij-u16.tif", 5, -1 },
+		{ "bigtiff-u16.tif", 3, -1 },	/* several strips per page */
+		{ "be-u16.tif", 3, 0 },		/* big-endian: must be swapped */
+		{ "ij-contig-be.tif", 3, 0 },
+		{ "deflate-u8.tif", 3, 0 },	/* compressed tiles */
+	};
+	for (size_t i = 0; i < sizeof fixtures / sizeof *fixtures; i++) {
+		char path[600];
+		snprintf(path, sizeof path, "%s/%s", fix, fixtures[i].name);
+		char *paths[] = { path };
+		long got = compare_mapped(paths, 1, 2, fixtures[i].name);
+		long want = fixtures[i].mapped < 0 ? fixtures[i].frames : fixtures[i].mapped;
+		tap_int(got, want, "%s: %ld of %ld frames mapped", fixtures[i].name, want,
+		        fixtures[i].frames);
+	}
+
+	/* mstk's writer: classic u8 and u16, BigTIFF u16; two files as one run */
+	struct ms_frame_info i8 = { 33, 17, MS_PIX_U8, 0 }, i16 = { 40, 30, MS_PIX_U16, 0 };
+	char *m8 = tmp_path("m8.tif"), *m16a = tmp_path("m16a.tif"), *m16b = tmp_path("m16b.tif");
+	char *mbig = tmp_path("mbig.tif");
+	write_tiff(m8, &i8, 9, 0);
+	write_tiff(m16a, &i16, 7, 0);
+	write_tiff(m16b, &i16, 5, 7);
+	ms_err e = { { 0 } };
+	struct ms_tiff_wopts o = { .bigtiff = true };
+	struct ms_tiff_writer *w = ms_tiff_open_write_opts(mbig, &i16, &o, &e);
+	uint16_t px[40 * 30];
+	for (int k = 0; k < 6; k++) {
+		fill(px, &i16, (uint64_t)k);
+		ms_tiff_write(w, px, T0 + (uint64_t)k, &e);
+	}
+	tap_ok(ms_tiff_close_write(w, &e) == 0, "a BigTIFF written (%s)", e.msg);
+	char *p8[] = { m8 }, *p16[] = { m16a, m16b }, *pbig[] = { mbig };
+	tap_int(compare_mapped(p8, 1, 4, "mstk u8"), 9, "mstk u8: every frame mapped");
+	tap_int(compare_mapped(p16, 2, 3, "mstk u16, two files"), 12,
+	        "mstk u16, two files: every frame mapped");
+	tap_int(compare_mapped(p16, 2, 100, "two files, one big window"), 12,
+	        "a window never spans two files");
+	tap_int(compare_mapped(pbig, 1, 2, "mstk BigTIFF"), 6, "mstk BigTIFF: every frame mapped");
+
+	/* hand-laid: directories between the pages, odd offsets, ImageJ's one-directory stack */
+	char *c16 = tmp_path("c16.tif"), *c16odd = tmp_path("c16odd.tif");
+	char *c8odd = tmp_path("c8odd.tif"), *cij = tmp_path("cij.tif");
+	craft_tiff(c16, 24, 10, 16, 8, 0, 0);
+	craft_tiff(c16odd, 24, 10, 16, 8, 0x2c, 0);
+	craft_tiff(c8odd, 24, 10, 8, 8, 0xff, 0);
+	craft_tiff(cij, 24, 10, 16, 8, 0, 1);
+	char *pc16[] = { c16 }, *pc16odd[] = { c16odd }, *pc8odd[] = { c8odd }, *pcij[] = { cij };
+	tap_int(compare_mapped(pc16, 1, 3, "directories between pages"), 8,
+	        "directories between pages: every frame mapped");
+	tap_int(compare_mapped(pc16odd, 1, 3, "u16 at odd offsets"), 5,
+	        "u16 at odd offsets: those 3 read, the other 5 mapped");
+	tap_int(compare_mapped(pc8odd, 1, 3, "u8 at odd offsets"), 8,
+	        "u8 at odd offsets: every frame mapped");
+	tap_int(compare_mapped(pcij, 1, 3, "ImageJ one-directory stack"), 8,
+	        "ImageJ one-directory stack: every frame mapped");
+	tap_int(compare_mapped(pc16, 1, 1, "windows of one frame"), 8,
+	        "windows of one frame: every frame mapped");
+
+	/* the craft's pixels are what its formula says */
+	struct ms_framesrc *s = ms_framesrc_open(pc16odd, 1, &e);
+	struct ms_frame f;
+	struct ms_framemap m = { 0 };
+	int bad = 0;
+	for (unsigned t = 0; s && t < 8; t++) {
+		int rc = ms_framesrc_next_mapped(s, &f, &m, 1u << 20, &e);
+		if (rc == 2)
+			rc = ms_framesrc_next_into(s, &f, px, &e);
+		for (unsigned y = 0; rc == 1 && y < 10; y++)
+			for (unsigned x = 0; x < 24; x++)
+				bad += ((const uint16_t *)f.pixels)[y * 24 + x] != craft_px(t, y, x);
+		bad += rc != 1;
+	}
+	tap_int(bad, 0, "a hand-laid file reads as laid, mapped or not");
+	ms_framemap_release(&m);
+	ms_framesrc_close(s);
+
+	/*
+	 * No address space left for a window: the frame is read instead. In a
+	 * child, whose address space is capped at what it has.
+	 */
+	fflush(stdout);
+	pid_t pid = fork();
+	if (pid == 0) {
+		struct ms_framesrc *cs = ms_framesrc_open(p16, 1, &e);
+		static uint16_t buf[40 * 30], want0[40 * 30];
+		fill(want0, &i16, 0);
+		struct ms_framemap cm = { 0 };
+		FILE *st = fopen("/proc/self/status", "r");
+		char line[256];
+		long vm = 0;
+		while (st && fgets(line, sizeof line, st))
+			if (sscanf(line, "VmSize: %ld kB", &vm) == 1)
+				break;
+		fclose(st);
+		struct rlimit rl = { (rlim_t)vm * 1024, (rlim_t)vm * 1024 };
+		if (!cs || vm <= 0 || setrlimit(RLIMIT_AS, &rl) != 0)
+			_exit(3);
+		int r2 = ms_framesrc_next_mapped(cs, &f, &cm, 1u << 20, &e);
+		int r1 = ms_framesrc_next_into(cs, &f, buf, &e);
+		_exit(r2 == 2 && cm.base == NULL && r1 == 1 && !memcmp(buf, want0, sizeof buf) ? 0 : 1);
+	}
+	int wst = 0;
+	waitpid(pid, &wst, 0);
+	tap_ok(WIFEXITED(wst) && WEXITSTATUS(wst) == 0,
+	       "a file that cannot be mapped is read instead (status %d)", WEXITSTATUS(wst));
+
+	/* a stream cannot be mapped */
+	char *sp = tmp_path("m.frames");
+	int fd = open(sp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+	write_stream(fd, &i8, 2, 1);
+	close(fd);
+	char *ps[] = { sp };
+	s = ms_framesrc_open(ps, 1, &e);
+	tap_int(s ? ms_framesrc_next_mapped(s, &f, &m, 1u << 20, &e) : -9, 2,
+	        "a frame stream's frames are not mapped");
+	tap_int(s ? ms_framesrc_next_into(s, &f, px, &e) : -9, 1, "and read as before");
+	ms_framesrc_close(s);
+
+	/* cut short after opening: an error, as for a read, not a SIGBUS */
+	s = ms_framesrc_open(p16, 1, &e);
+	int rc1 = s ? ms_framesrc_next_mapped(s, &f, &m, 7 * 2400, &e) : -9;
+	struct ms_tiff_reader *r = ms_tiff_open_read(m16a, &e);
+	uint64_t off0 = r ? ms_tiff_frame_offset(r, 0) : 0;
+	ms_tiff_close_read(r);
+	/* the pixels are back to back: cut in the middle of frame 3 */
+	tap_ok(rc1 == 1 && off0 > 0 && truncate(m16a, (off_t)(off0 + 3 * 2400 + 1000)) == 0,
+	       "a file mapped, then cut short");
+	int rc = 1, k = 1;
+	while (rc == 1 && k < 7) {
+		rc = ms_framesrc_next_mapped(s, &f, &m, 7 * 2400, &e);
+		k += rc == 1;
+	}
+	tap_int(rc, -1, "the frame cut short is an error");
+	tap_int(k, 3, "after the frames before it");
+	tap_ok(strstr(e.msg, "truncated") && strstr(e.msg, m16a), "naming the file: %s", e.msg);
+	ms_framemap_release(&m);
+	ms_framesrc_close(s);
+	free(m8);
+	free(m16a);
+	free(m16b);
+	free(mbig);
+	free(c16);
+	free(c16odd);
+	free(c8odd);
+	free(cij);
+	free(sp);
+}
+
 int main(void)
 {
+	test_mapped();
 	test_tiffs();
 	test_stream_file();
 	test_stdin();
