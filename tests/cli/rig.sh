@@ -42,6 +42,15 @@ rig_up() {
 	[ -n "$dir" ] && [ -S "$dir/ctl.sock" ] && echo "$dir" >"$1.dir"
 }
 
+# rig_pid NAME: the pid in rig NAME's lock file, if it holds one; a read
+# that came too early (empty, or 0) must never reach kill, where 0 would
+# signal the whole process group, the test harness included.
+rig_pid() {
+	rp=$(cat "$(cat "$1.dir")/lock" 2>/dev/null) || return 1
+	case $rp in ''|0|1|*[!0-9]*) return 1 ;; esac
+	echo "$rp"
+}
+
 # rigdir NAME: the runtime directory of rig NAME.
 rigdir() {
 	cat "$1.dir"
@@ -85,8 +94,7 @@ stop_rigs() {
 		[ -e "$f" ] || continue
 		name=${f%.dir}
 		rig_ended "$name" && continue
-		pid=$(cat "$(cat "$f")/lock" 2>/dev/null)
-		[ -n "$pid" ] && kill -TERM "$pid" 2>/dev/null
+		pid=$(rig_pid "$name") && kill -TERM "$pid" 2>/dev/null
 		wait_for 15 rig_ended "$name" >/dev/null
 	done
 	return 0

@@ -65,7 +65,7 @@ test_expect_success 'the tracker keeps up with the camera: no frames dropped' '
 test_expect_success 'SIGTERM: every stage exits, in order, and ms-run reports 143' '
 	cpid=$(status_of demo camera.pid) && tpid=$(status_of demo track.pid) &&
 	d=$(rigdir demo) && rig=$(basename "$d") &&
-	kill -TERM "$(cat "$d/lock")" &&
+	pid=$(rig_pid demo) && kill -TERM "$pid" &&
 	wait_for 15 rig_ended demo &&
 	test "$(cat demo.rc)" = 143 &&
 	gone "$cpid" && gone "$tpid" &&

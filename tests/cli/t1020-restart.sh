@@ -120,7 +120,7 @@ test_expect_success 'a stage that ignores SIGTERM gets SIGKILL after the kill ti
 	EOF
 	start_rig st --kill-timeout 0.5 stubborn.pipeline &&
 	wait_for 10 grep -q "^stubborn: ready" st.err &&
-	kill -TERM "$(cat "$(rigdir st)/lock")" &&
+	pid=$(rig_pid st) && kill -TERM "$pid" &&
 	wait_for 10 rig_ended st &&
 	grep -q "^ms-run: stubborn: still running 0.5 s after SIGTERM: SIGKILL$" st.err &&
 	grep -q "^ms-run: stubborn: stopped (killed by signal 9 (SIGKILL))$" st.err &&

@@ -37,7 +37,7 @@ test_expect_success 'stopping one leaves the other running' '
 '
 
 test_expect_success 'SIGINT stops a rig too, with 130' '
-	kill -INT "$(cat "$(rigdir b)/lock")" &&
+	pid=$(rig_pid b) && kill -INT "$pid" &&
 	wait_for 10 rig_ended b && test "$(cat b.rc)" = 130 &&
 	grep -q "^ms-run: stopping (SIGINT)" b.err &&
 	! test -e "$(rigdir b)" && ! test -e "$RIGBASE/last"
@@ -47,7 +47,7 @@ test_expect_success 'a crashed rig: its stages follow it, its directory is clean
 	start_rig k --data-dir dk &&
 	wait_for 10 stage_running k track &&
 	cpid=$(status_of k camera.pid) && tpid=$(status_of k track.pid) &&
-	pid=$(cat "$(rigdir k)/lock") &&
+	pid=$(rig_pid k) &&
 	kill -9 "$pid" &&
 	wait_for 10 gone "$cpid" && wait_for 10 gone "$tpid" &&
 	test -d "$(rigdir k)" &&

@@ -71,7 +71,7 @@ test_expect_success 'ms-run and its camera killed outright: the ring is left, an
 	start_rig k --data-dir dk shm.pipeline &&
 	wait_for 10 stage_running k camera && wait_for 10 stage_running k track &&
 	ring=$(camera_ring k) && cpid=$(status_of k camera.pid) && tpid=$(status_of k track.pid) &&
-	pid=$(cat "$(rigdir k)/lock") &&
+	pid=$(rig_pid k) &&
 	kill -STOP "$cpid" && kill -KILL "$pid" && kill -KILL "$cpid" &&
 	wait_for 10 gone "$cpid" && wait_for 10 gone "$tpid" &&
 	test -e "/dev/shm/$ring" && mv k.dir k.dead &&
