@@ -12,6 +12,14 @@
  * the whole cell, which other processes disturb less, and for 2 threads
  * the speed-up over 1. Prints a table; --tsv FILE also writes it as TSV.
  * A measurement, not a test: it never fails on speed.
+ *
+ * With --frames FILE.tif --rois ROIS [--zlut LUT] it measures the whole
+ * pipeline on real frames instead: the first --count of them held in
+ * memory, each ROI with its bead's table (by id, as ms-track maps them)
+ * and its previous z, all frames tracked in turn through the pool: what
+ * ms-track could do on that data if reading cost nothing. Synthetic beads
+ * repeated over and over flatter the kernels a little (the branch
+ * predictor learns their few ROIs); this does not.
  */
 #include <getopt.h>
 #include <math.h>
@@ -21,9 +29,12 @@
 #include <time.h>
 
 #include "err.h"
+#include "framesrc.h"
 #include "pool.h"
+#include "rois.h"
 #include "track/synth.h"
 #include "track/track.h"
+#include "zlut.h"
 
 #define NB_X 8		/* beads per frame: a NB_X x NB_Y grid of ROIs */
 #define NB_Y 8
@@ -349,13 +360,140 @@ static void bench_size(struct bench *b, int w, int max_threads)
 	free(img);
 }
 
+/* Frames from a file, held in memory, and their ROIs' tracking state. */
+struct file_job {
+	const struct ms_tracker *t;
+	struct ms_track_ws **ws;
+	const unsigned char *frames;	/* count frames of frame_bytes */
+	size_t frame_bytes;
+	struct ms_frame_info info;
+	const struct ms_roilist *rois;
+	const long *lut_bead;
+	double *z_prev;			/* per ROI; written between passes only */
+	struct ms_xyz *out;		/* count * rois->n */
+};
+
+static void job_file_roi(void *ctx, size_t item, int worker)
+{
+	struct file_job *j = ctx;
+	size_t n = j->rois->n, f = item / n, r = item % n;
+	struct ms_roi_in in = {
+		.frame = j->frames + f * j->frame_bytes, .fmt = j->info.fmt,
+		.stride = j->info.width, .x0 = j->rois->roi[r].x0, .y0 = j->rois->roi[r].y0,
+		.lut_bead = j->lut_bead[r], .z_prev = j->z_prev[r],
+	};
+	ms_track_roi(j->t, j->ws[worker], &in, &j->out[item], NULL);
+}
+
+/* The default pipeline, with a table's profile settings, on count frames of path. */
+static void bench_file(struct bench *b, const char *path, const char *rois_path,
+		       const char *zlut_path, long count, int max_threads)
+{
+	ms_err e;
+	char *paths[] = {(char *)path};
+	struct ms_framesrc *src = ms_framesrc_open(paths, 1, &e);
+	if (!src)
+		ms_die("%s", e.msg);
+	struct ms_frame_info info = *ms_framesrc_info(src);
+	size_t fb = ms_frame_bytes(&info);
+	unsigned char *frames = ms_xmalloc(fb * (size_t)count);
+	long got = 0;
+	for (; got < count; got++) {
+		struct ms_frame f;
+		int rc = ms_framesrc_next_into(src, &f, frames + fb * (size_t)got, &e);
+		if (rc < 0)
+			ms_die("%s", e.msg);
+		if (rc == 0)
+			break;
+	}
+	ms_framesrc_close(src);
+	if (got == 0)
+		ms_die("'%s' has no frames", path);
+	struct ms_roilist rois;
+	if (ms_rois_load(rois_path, &rois, &e) < 0)
+		ms_die("%s", e.msg);
+	struct ms_track_params p;
+	ms_track_params_default(&p);
+	struct ms_zlut lut = {0}, *lp = NULL;
+	if (zlut_path) {
+		if (ms_zlut_load(zlut_path, &lut, &e) < 0)
+			ms_die("%s", e.msg);
+		lp = &lut;
+		/* as ms-track does: the table's own profile settings */
+		int wt = lut.weighting[0] ? ms_track_name_index(ms_weighting_names, lut.weighting)
+					  : MS_PROFILE_NEAREST;
+		if (wt >= 0)
+			p.weighting = wt;
+		if (lut.oversample > 0)
+			p.oversample = lut.oversample;
+		if (lut.roi_size > 0)
+			p.roi_size = lut.roi_size;
+	}
+	if (ms_rois_check(&rois, p.roi_size, info.width, info.height, &e) < 0)
+		ms_die("%s", e.msg);
+	struct ms_tracker *t = ms_tracker_new(&p, lp, &e);
+	if (!t)
+		ms_die("%s", e.msg);
+	size_t n = rois.n, items = n * (size_t)got;
+	long *lut_bead = ms_xmalloc(n * sizeof *lut_bead);
+	double *z_prev = ms_xmalloc(n * sizeof *z_prev);
+	for (size_t r = 0; r < n; r++) {
+		long k = lp ? ms_zlut_find_bead(lp, rois.roi[r].id) : -1;
+		lut_bead[r] = k < 0 && lp && lp->nbeads == 1 ? 0 : k;
+		z_prev[r] = NAN;
+	}
+	struct ms_xyz *out = ms_xmalloc(items * sizeof *out);
+	printf("# %s: %ld frames of %ux%u %s in memory, %zu ROIs of %d px, %s\n", path, got,
+	       info.width, info.height, ms_pixfmt_name(info.fmt), n, p.roi_size,
+	       zlut_path ? zlut_path : "no Z-LUT");
+	for (int nt = 1; nt <= max_threads; nt++) {
+		struct ms_pool *pool = ms_pool_new(nt, &e);
+		if (!pool)
+			ms_die("%s", e.msg);
+		struct ms_track_ws **ws = ms_xcalloc((size_t)nt, sizeof *ws);
+		for (int k = 0; k < nt; k++)
+			if (!(ws[k] = ms_track_ws_new(t, &e)))
+				ms_die("%s", e.msg);
+		struct file_job j = {
+			.t = t, .ws = ws, .frames = frames, .frame_bytes = fb, .info = info,
+			.rois = &rois, .lut_bead = lut_bead, .z_prev = z_prev, .out = out,
+		};
+		double rate, cpu;
+		/* each pass tracks every frame; z carries over as in ms-track */
+		TIME_LOOP(b, 1, ms_pool_run(pool, items, job_file_roi, &j);
+			  for (size_t r = 0; r < n; r++) {
+				  double z = out[items - n + r].z;
+				  if (isfinite(z))
+					  z_prev[r] = z;
+			  });
+		add_row(b, "xyz-frames", p.roi_size, ms_pixfmt_name(info.fmt), nt,
+			rate * (double)items, cpu / (double)items);
+		for (int k = 0; k < nt; k++)
+			ms_track_ws_free(ws[k]);
+		free(ws);
+		ms_pool_free(pool);
+	}
+	free(out);
+	free(z_prev);
+	free(lut_bead);
+	ms_tracker_free(t);
+	if (lp)
+		ms_zlut_free(&lut);
+	ms_rois_free(&rois);
+	free(frames);
+}
+
 static void usage(FILE *f)
 {
 	fprintf(f, "usage: ms-bench [--tsv FILE] [--time SECONDS] [--roi N] [--threads N]\n"
+		   "       ms-bench --frames FILE.tif --rois FILE [--zlut FILE] [--count N] ...\n"
 		   "  --tsv FILE      also write the table as TSV\n"
 		   "  --time SECONDS  time per measurement (default 0.4)\n"
 		   "  --roi N         only this ROI size, 64 or 128 (default both)\n"
-		   "  --threads N     pipelines on 1 .. N threads (default 2)\n");
+		   "  --threads N     pipelines on 1 .. N threads (default 2)\n"
+		   "  --frames FILE   the whole pipeline on this file's frames, in memory\n"
+		   "  --rois FILE     its ROI list; --zlut FILE its Z-LUT (default none)\n"
+		   "  --count N       frames of it to hold (default 40)\n");
 }
 
 int main(int argc, char **argv)
@@ -365,10 +503,15 @@ int main(int argc, char **argv)
 		{"time", required_argument, NULL, 'T'},
 		{"roi", required_argument, NULL, 'r'},
 		{"threads", required_argument, NULL, 'j'},
+		{"frames", required_argument, NULL, 'f'},
+		{"rois", required_argument, NULL, 'R'},
+		{"zlut", required_argument, NULL, 'z'},
+		{"count", required_argument, NULL, 'n'},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
-	const char *tsv = NULL;
+	const char *tsv = NULL, *frames = NULL, *rois = NULL, *zlut = NULL;
+	long count = 40;
 	struct bench b = {.cell_s = 0.4};
 	int c, max_threads = 2;
 	char *end;
@@ -392,6 +535,20 @@ int main(int argc, char **argv)
 			if (*end || max_threads < 1 || max_threads > 64)
 				ms_usage_error("bad --threads '%s': want 1 to 64", optarg);
 			break;
+		case 'f':
+			frames = optarg;
+			break;
+		case 'R':
+			rois = optarg;
+			break;
+		case 'z':
+			zlut = optarg;
+			break;
+		case 'n':
+			count = strtol(optarg, &end, 10);
+			if (*end || count < 1 || count > 100000)
+				ms_usage_error("bad --count '%s': want 1 to 100000 frames", optarg);
+			break;
 		case 'h':
 			usage(stdout);
 			return 0;
@@ -404,12 +561,21 @@ int main(int argc, char **argv)
 		ms_usage_error("unexpected argument '%s'", argv[optind]);
 	printf("%-22s %4s  %-4s %7s  %10s  %8s  %8s  %s\n", "kernel", "roi", "in", "threads",
 	       "rois/s", "us/roi", "cpu-us", "speed-up");
-	if (b.only_roi != 128)
-		bench_size(&b, 64, max_threads);
-	if (b.only_roi != 64)
-		bench_size(&b, 128, max_threads);
-	printf("# xyz-METHOD: the whole pipeline; radial-fit is the default. us/roi is wall\n"
-	       "# time per ROI (best of 5 slices), cpu-us the CPU time per ROI over all threads.\n");
+	if (frames) {
+		if (!rois)
+			ms_usage_error("--frames needs --rois");
+		bench_file(&b, frames, rois, zlut, count, max_threads);
+	} else {
+		if (rois || zlut)
+			ms_usage_error("--rois and --zlut go with --frames");
+		if (b.only_roi != 128)
+			bench_size(&b, 64, max_threads);
+		if (b.only_roi != 64)
+			bench_size(&b, 128, max_threads);
+	}
+	printf("# xyz-METHOD: the whole pipeline; radial-fit is the default; xyz-frames: on a\n"
+	       "# file's frames. us/roi is wall time per ROI (best of 5 slices), cpu-us the CPU\n"
+	       "# time per ROI over all threads.\n");
 	if (tsv) {
 		FILE *f = fopen(tsv, "w");
 		if (!f)
