@@ -159,6 +159,28 @@ static void job_roi(void *ctx, size_t item, int worker)
 		cpu = 1e6 * (cpu_s() - c0_) / total_;                         \
 	} while (0)
 
+/* A pool of n threads and a workspace of t's for each. */
+static struct ms_pool *pool_for(const struct ms_tracker *t, int n, struct ms_track_ws ***ws)
+{
+	ms_err e;
+	struct ms_pool *pool = ms_pool_new(n, &e);
+	if (!pool)
+		ms_die("%s", e.msg);
+	*ws = ms_xcalloc((size_t)n, sizeof **ws);
+	for (int k = 0; k < n; k++)
+		if (!((*ws)[k] = ms_track_ws_new(t, &e)))
+			ms_die("%s", e.msg);
+	return pool;
+}
+
+static void pool_free(struct ms_pool *pool, struct ms_track_ws **ws, int n)
+{
+	for (int k = 0; k < n; k++)
+		ms_track_ws_free(ws[k]);
+	free(ws);
+	ms_pool_free(pool);
+}
+
 /* A 121-plane LUT from clean centred beads, with the default profile. */
 static void make_lut(struct ms_zlut *lut, const struct ms_track_params *p, int w)
 {
@@ -308,13 +330,8 @@ static void bench_size(struct bench *b, int w, int max_threads)
 		char name[32];
 		snprintf(name, sizeof name, "xyz-%s", ms_xy_names[methods[mi]]);
 		for (int nt = 1; nt <= max_threads; nt++) {
-			struct ms_pool *pool = ms_pool_new(nt, &e);
-			if (!pool)
-				ms_die("%s", e.msg);
-			struct ms_track_ws **ws = ms_xcalloc((size_t)nt, sizeof *ws);
-			for (int k = 0; k < nt; k++)
-				if (!(ws[k] = ms_track_ws_new(tp, &e)))
-					ms_die("%s", e.msg);
+			struct ms_track_ws **ws;
+			struct ms_pool *pool = pool_for(tp, nt, &ws);
 			for (int f = 0; f < 2; f++) {
 				struct frame_job j = {
 					.t = tp, .ws = ws, .frame = f ? (const void *)f16 : f8,
@@ -327,10 +344,7 @@ static void bench_size(struct bench *b, int w, int max_threads)
 				add_row(b, name, w, f ? "u16" : "u8", nt, rate * REPS * nroi,
 					cpu / (REPS * nroi));
 			}
-			for (int k = 0; k < nt; k++)
-				ms_track_ws_free(ws[k]);
-			free(ws);
-			ms_pool_free(pool);
+			pool_free(pool, ws, nt);
 		}
 		ms_tracker_free(tp);
 	}
@@ -447,13 +461,8 @@ static void bench_file(struct bench *b, const char *path, const char *rois_path,
 	       info.width, info.height, ms_pixfmt_name(info.fmt), n, p.roi_size,
 	       zlut_path ? zlut_path : "no Z-LUT");
 	for (int nt = 1; nt <= max_threads; nt++) {
-		struct ms_pool *pool = ms_pool_new(nt, &e);
-		if (!pool)
-			ms_die("%s", e.msg);
-		struct ms_track_ws **ws = ms_xcalloc((size_t)nt, sizeof *ws);
-		for (int k = 0; k < nt; k++)
-			if (!(ws[k] = ms_track_ws_new(t, &e)))
-				ms_die("%s", e.msg);
+		struct ms_track_ws **ws;
+		struct ms_pool *pool = pool_for(t, nt, &ws);
 		struct file_job j = {
 			.t = t, .ws = ws, .frames = frames, .frame_bytes = fb, .info = info,
 			.rois = &rois, .lut_bead = lut_bead, .z_prev = z_prev, .out = out,
@@ -468,10 +477,7 @@ static void bench_file(struct bench *b, const char *path, const char *rois_path,
 			  });
 		add_row(b, "xyz-frames", p.roi_size, ms_pixfmt_name(info.fmt), nt,
 			rate * (double)items, cpu / (double)items);
-		for (int k = 0; k < nt; k++)
-			ms_track_ws_free(ws[k]);
-		free(ws);
-		ms_pool_free(pool);
+		pool_free(pool, ws, nt);
 	}
 	free(out);
 	free(z_prev);
