@@ -483,6 +483,79 @@ static inline __attribute__((always_inline)) void gn_row(const float *row, int n
 	}
 }
 
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(MS_RADIALFIT_4WIDE)
+#include <immintrin.h>
+
+/*
+ * The common row (unweighted, clear of any core) eight pixels at a time,
+ * for CPUs with AVX2, which most that run a rig have: the same arithmetic
+ * as gn4, twice as wide, with the eight coefficient quads transposed in
+ * the two 128-bit halves. Returns the pixels done (a multiple of 8); the
+ * rest is gn_row's. Its sums add to v's lanes in another order than
+ * gn4's, so results differ from the 4-wide path's in the last bits only.
+ */
+__attribute__((target("avx2"))) static int gn_row8(const float *row, int n, float x0, float dy,
+						    float os, const float *coef, int ni,
+						    struct gnv *v)
+{
+	const __m256 vos = _mm256_set1_ps(os), vdy = _mm256_set1_ps(dy);
+	const __m256 vdy2 = vdy * vdy, tiny = _mm256_set1_ps(1e-12f);
+	const __m256 kmax = _mm256_set1_ps((float)(ni - 1));
+	const __m256 half = _mm256_set1_ps(0.5f), three_halves = _mm256_set1_ps(1.5f);
+	__m256 dx = _mm256_set1_ps(x0) + _mm256_setr_ps(0, 1, 2, 3, 4, 5, 6, 7);
+	__m256 hxx = _mm256_setzero_ps(), hxy = hxx, hyy = hxx, bx = hxx, by = hxx;
+	int i = 0;
+	for (; i + 8 <= n; i += 8) {
+		__m256 px = _mm256_loadu_ps(row + i);
+		__m256 r2 = _mm256_max_ps(dx * dx + vdy2, tiny);
+		__m256 y0 = _mm256_rsqrt_ps(r2);
+		__m256 ri = y0 * (three_halves - half * r2 * y0 * y0);
+		__m256 s = vos * (r2 * ri);
+		__m256i k = _mm256_cvttps_epi32(_mm256_min_ps(s, kmax));
+		__m256 t = s - _mm256_cvtepi32_ps(k);
+		int ks[8];
+		_mm256_storeu_si256((__m256i *)ks, k);
+		/* lane j's quad (a, b, c, d) is coef + 4 ks[j]; halves hold lanes 0-3, 4-7 */
+		__m256 q0 = _mm256_loadu2_m128(coef + 4 * ks[4], coef + 4 * ks[0]);
+		__m256 q1 = _mm256_loadu2_m128(coef + 4 * ks[5], coef + 4 * ks[1]);
+		__m256 q2 = _mm256_loadu2_m128(coef + 4 * ks[6], coef + 4 * ks[2]);
+		__m256 q3 = _mm256_loadu2_m128(coef + 4 * ks[7], coef + 4 * ks[3]);
+		__m256 t0 = _mm256_unpacklo_ps(q0, q1), t1 = _mm256_unpackhi_ps(q0, q1);
+		__m256 t2 = _mm256_unpacklo_ps(q2, q3), t3 = _mm256_unpackhi_ps(q2, q3);
+		__m256 a = _mm256_shuffle_ps(t0, t2, 0x44), b = _mm256_shuffle_ps(t0, t2, 0xEE);
+		__m256 c = _mm256_shuffle_ps(t1, t3, 0x44), d = _mm256_shuffle_ps(t1, t3, 0xEE);
+		__m256 T = ((a * t + b) * t + c) * t + d;
+		__m256 at = a * t;
+		__m256 gr = (((at + at + at) + (b + b)) * t + c) * (vos * ri);
+		__m256 e = px - T, jx = gr * dx, jy = gr * vdy;
+		hxx += jx * jx;
+		hxy += jx * jy;
+		hyy += jy * jy;
+		bx += jx * e;
+		by += jy * e;
+		dx += _mm256_set1_ps(8);
+	}
+	v->hxx += (ms_v4f)(_mm256_castps256_ps128(hxx) + _mm256_extractf128_ps(hxx, 1));
+	v->hxy += (ms_v4f)(_mm256_castps256_ps128(hxy) + _mm256_extractf128_ps(hxy, 1));
+	v->hyy += (ms_v4f)(_mm256_castps256_ps128(hyy) + _mm256_extractf128_ps(hyy, 1));
+	v->bx += (ms_v4f)(_mm256_castps256_ps128(bx) + _mm256_extractf128_ps(bx, 1));
+	v->by += (ms_v4f)(_mm256_castps256_ps128(by) + _mm256_extractf128_ps(by, 1));
+	return i;
+}
+#endif
+
+/* The common row: eight lanes where the CPU has them, then four. */
+static void gn_row_plain(const float *row, int n, float x0, float dy, float os,
+			 const float *coef, const struct core *k0, int ni, struct gnv *v)
+{
+	int i = 0;
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(MS_RADIALFIT_4WIDE)
+	if (__builtin_cpu_supports("avx2"))
+		i = gn_row8(row, n, x0, dy, os, coef, ni, v);
+#endif
+	gn_row(row + i, n - i, x0 + (float)i, dy, os, coef, k0, ni, 0, 0, 0, v);
+}
+
 /*
  * J^T W J and J^T W e over the pixels at s < ni about (x, y), weighed
  * about the core as k0 says. Per-row sums are float, the totals double.
@@ -528,7 +601,7 @@ static void gn_pass(const float *roi, int w, double x, double y, float os, const
 			if (weighted)
 				gn_row(row, n, x0, fdy, os, coef, k0, ni, 1, 0, 0, &v);
 			else
-				gn_row(row, n, x0, fdy, os, coef, k0, ni, 0, 0, 0, &v);
+				gn_row_plain(row, n, x0, fdy, os, coef, k0, ni, &v);
 		} else if (k0->ih > 0) {
 			if (weighted)
 				gn_row(row, n, x0, fdy, os, coef, k0, ni, 1, 1, 1, &v);
