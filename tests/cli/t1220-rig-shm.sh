@@ -10,7 +10,7 @@
 . "$MS_SRC/tests/cli/rig.sh"
 
 cat >shm.pipeline <<EOF
-stage camera ms-simulate --width 128 --height 96 --fixed 2 --tethered 2 --roi-size 32 --fps 100 --shm --slots 16 --rois-out {data}/rois.tsv
+stage camera ms-simulate --width 128 --height 96 --fixed 2 --tethered 2 --roi-size 32 --fps 100 --shm --slots 64 --rois-out {data}/rois.tsv
 stage track ms-track --roi-size 32 --rois {data}/rois.tsv -o {data}/t{n}.h5
 pipe camera -> track
 restart camera 2 0.2
@@ -30,7 +30,7 @@ track_new() { p=$(status_of "$1" track.pid); test -n "$p" && test "$p" != 0 && t
 test_expect_success 'the rig comes up; the camera ring is named with the rig, the stage and its pid' '
 	start_rig r --data-dir data shm.pipeline &&
 	wait_for 10 stage_running r camera && wait_for 10 stage_running r track &&
-	ring=$(camera_ring r) && echo "$ring" && test -e "/dev/shm/$ring" &&
+	ring=$(camera_ring r) && echo "$ring" && wait_for 10 test -e "/dev/shm/$ring" &&
 	test "$(rings r)" = "$ring"
 '
 
@@ -70,6 +70,7 @@ test_expect_success 'quit: the rig ends well, no ring of it is left' '
 test_expect_success 'ms-run and its camera killed outright: the ring is left, and removed at the next start' '
 	start_rig k --data-dir dk shm.pipeline &&
 	wait_for 10 stage_running k camera && wait_for 10 stage_running k track &&
+	wait_for 10 frames_above k track 5 &&
 	ring=$(camera_ring k) && cpid=$(status_of k camera.pid) && tpid=$(status_of k track.pid) &&
 	pid=$(rig_pid k) &&
 	kill -STOP "$cpid" && kill -KILL "$pid" && kill -KILL "$cpid" &&
