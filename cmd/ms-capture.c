@@ -220,13 +220,6 @@ static void print_settings(struct ms_camera *cam)
 	}
 }
 
-static double seconds_since(const struct timespec *t0)
-{
-	struct timespec t;
-	clock_gettime(CLOCK_MONOTONIC, &t);
-	return (double)(t.tv_sec - t0->tv_sec) + 1e-9 * (double)(t.tv_nsec - t0->tv_nsec);
-}
-
 /* The output, for the exit handler: whatever the way out, the ring goes. */
 static struct ms_frameout *exit_out;
 
@@ -584,7 +577,7 @@ int main(int argc, char **argv)
 				ms_die("%s", e.msg);
 			}
 			l.next_seq = f.seq + 1;
-			last_at = seconds_since(&t0);
+			last_at = ms_seconds_since(&t0);
 			if (l.written++ == 0)
 				first_at = last_at;
 			ms_ctl_rate_add(&l.rate, 1, ms_ctl_now());
@@ -596,7 +589,7 @@ int main(int argc, char **argv)
 				ms_warn("no frame from %s within the timeout; still waiting", device);
 			warned = h.timeouts;
 		}
-		if (c.verbose > 0 && seconds_since(&t0) >= next_stats) {
+		if (c.verbose > 0 && ms_seconds_since(&t0) >= next_stats) {
 			char line[256];
 			ms_camera_stats_line(cam, line, sizeof line);
 			fprintf(stderr, "%s: %s\n", ms_progname(), line);
@@ -604,7 +597,7 @@ int main(int argc, char **argv)
 		}
 	}
 	uint64_t n = l.written;
-	double elapsed = seconds_since(&t0);
+	double elapsed = ms_seconds_since(&t0);
 	/* Stop taking commands before the stream ends: a consumer may go next. */
 	ms_ctl_server_close(l.srv);
 	if (ms_camera_stop(cam, &e) < 0)
@@ -625,13 +618,8 @@ int main(int argc, char **argv)
 	}
 	if (fw) {
 		exit_out = NULL;
-		if (broken_pipe) {
-			ms_frameout_abandon(fw);
-		} else if (ms_frameout_close(fw, &e) < 0) {
-			if (errno != EPIPE)
-				ms_die("%s", e.msg);
-			broken_pipe = true;
-		}
+		if (ms_frameout_finish(fw, &broken_pipe, &e) < 0)
+			ms_die("%s", e.msg);
 	}
 	if (failed)
 		ms_die("%s (after %" PRIu64 " frames, which were written)", cam_err.msg, n);

@@ -118,13 +118,6 @@ static void parse_args(struct config *c, int argc, char **argv)
 		ms_usage_error("one input at most, got %d", c->ninputs);
 }
 
-static double seconds_since(const struct timespec *t0)
-{
-	struct timespec t;
-	clock_gettime(CLOCK_MONOTONIC, &t);
-	return (double)(t.tv_sec - t0->tv_sec) + 1e-9 * (double)(t.tv_nsec - t0->tv_nsec);
-}
-
 /* Frame c->frame of the input as floats; *info gets its geometry. */
 static float *read_frame(const struct config *c, struct ms_frame_info *info)
 {
@@ -220,7 +213,7 @@ int main(int argc, char **argv)
 	ms_err e;
 	int rc = c.seeded ? ms_find_seed(img, w, h, c.seed_x, c.seed_y, &c.find, &r, &e)
 	                  : ms_find_auto(img, w, h, &c.find, &r, &e);
-	double elapsed = seconds_since(&t0);
+	double elapsed = ms_seconds_since(&t0);
 	free(img);
 	if (rc < 0)
 		ms_die("%s", e.msg);

@@ -150,13 +150,6 @@ static void remove_ring_at_exit(void)
 	ms_frameout_unlink(exit_out);
 }
 
-static double seconds_since(const struct timespec *t0)
-{
-	struct timespec t;
-	clock_gettime(CLOCK_MONOTONIC, &t);
-	return (double)(t.tv_sec - t0->tv_sec) + 1e-9 * (double)(t.tv_nsec - t0->tv_nsec);
-}
-
 /* START:STOP:STEP, with MagScope's rules for a Z-LUT sweep. */
 static void parse_sweep(struct config *c, const char *arg)
 {
@@ -355,12 +348,6 @@ static void xfclose(FILE *f, const char *path)
 {
 	if (ferror(f) | (fclose(f) != 0))
 		ms_die("error writing '%s':", path);
-}
-
-/* Seconds from t0 to now on the monotonic clock. */
-static double mono_since(const struct timespec *t0)
-{
-	return seconds_since(t0);
 }
 
 /* What a live run can change, and what it counts. */
@@ -636,7 +623,7 @@ static void on_command(void *ctx, struct ms_ctl_server *srv, struct ms_ctl_req *
 static void wait_until(struct run *r, const struct timespec *t0, double ns)
 {
 	for (;;) {
-		double left = ns / 1e9 - mono_since(t0);
+		double left = ns / 1e9 - ms_seconds_since(t0);
 		if (stop_signal || r->quit || r->paused)
 			return;
 		if (!r->srv) {
@@ -760,7 +747,7 @@ int main(int argc, char **argv)
 		ms_die("%s", e.msg);
 	}
 	ms_beadsim_zrange(r.sim, &r.zmin, &r.zmax);
-	r.setup_s = seconds_since(&t_setup);
+	r.setup_s = ms_seconds_since(&t_setup);
 	if (cp->verbose > 0) {
 		size_t nr, nz;
 		ms_beadsim_table_size(r.sim, &nr, &nz);
@@ -867,7 +854,7 @@ int main(int argc, char **argv)
 			}
 			r.rebase = false;
 			if (was_paused && !cp->fast) {
-				base_ns = fmax(mono_since(&t0) * 1e9, prev_ns + 1e9 / cp->fps);
+				base_ns = fmax(ms_seconds_since(&t0) * 1e9, prev_ns + 1e9 / cp->fps);
 				base_i = i;
 			}
 		}
@@ -908,7 +895,7 @@ int main(int argc, char **argv)
 				continue;
 			}
 			/* How late the frame goes out: the camera's own lag, for -v. */
-			double late = mono_since(&t0) * 1e9 - sched_ns;
+			double late = ms_seconds_since(&t0) * 1e9 - sched_ns;
 			if (late > max_late_ns)
 				max_late_ns = late;
 			late_frames += late > 1e9 / cp->fps;
@@ -948,7 +935,7 @@ int main(int argc, char **argv)
 		}
 		prev_ns = sched_ns;
 	}
-	double elapsed = seconds_since(&t0);
+	double elapsed = ms_seconds_since(&t0);
 	/* Stop taking commands before the stream ends: a consumer may go next. */
 	ms_ctl_server_close(r.srv);
 
@@ -956,13 +943,8 @@ int main(int argc, char **argv)
 		ms_die("%s", e.msg);
 	if (fw) {
 		exit_out = NULL;
-		if (broken_pipe) {
-			ms_frameout_abandon(fw);
-		} else if (ms_frameout_close(fw, &e) < 0) {
-			if (errno != EPIPE)
-				ms_die("%s", e.msg);
-			broken_pipe = true;
-		}
+		if (ms_frameout_finish(fw, &broken_pipe, &e) < 0)
+			ms_die("%s", e.msg);
 	}
 	if (truth)
 		xfclose(truth, cp->truth);

@@ -706,13 +706,6 @@ static void progress(const struct config *c, int64_t done, int64_t total, double
 	        (long long)done, (long long)total, 100.0 * (double)done / (double)total, rate);
 }
 
-static double seconds_since(const struct timespec *t0)
-{
-	struct timespec t;
-	clock_gettime(CLOCK_MONOTONIC, &t);
-	return (double)(t.tv_sec - t0->tv_sec) + 1e-9 * (double)(t.tv_nsec - t0->tv_nsec);
-}
-
 /* Turn one tracked batch into rows, and count what is invalid. */
 static size_t make_rows(struct state *st, const uint64_t *t_ns, uint64_t first_frame,
                         double nm_per_px, size_t *offsets, uint64_t *invalid)
@@ -799,7 +792,7 @@ static void write_batch(struct out *o, const struct ms_frame_batch *fb)
 			fprintf(o->latency, "%" PRIu64 "\t%" PRIu64 "\t%" PRIu64 "\t%zu\n", fb->seq[f],
 			        fb->t_ns[f], now, nf);
 	}
-	double el = seconds_since(&o->t0);
+	double el = ms_seconds_since(&o->t0);
 	if (el - o->last_progress > 0.25) {
 		progress(c, (int64_t)o->written, o->total, el, st->rois.n);
 		o->last_progress = el;
@@ -979,7 +972,7 @@ int main(int argc, char **argv)
 	if (stop_signal)
 		rc = 0;
 	ms_prefetch_stop(pf);
-	double elapsed = seconds_since(&t0);
+	double elapsed = ms_seconds_since(&t0);
 	/* The reader thread is gone: the source's count is final and ours to read. */
 	if (shm) {
 		dropped = ms_framesrc_dropped(src);

@@ -265,3 +265,10 @@ const struct ms_cmd *ms_cli_subcmd(const struct ms_cmd *cmd, int argc, char **ar
 	}
 	ms_usage_error("unknown command '%s'", a);
 }
+
+double ms_seconds_since(const struct timespec *t0)
+{
+	struct timespec t;
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (double)(t.tv_sec - t0->tv_sec) + 1e-9 * (double)(t.tv_nsec - t0->tv_nsec);
+}

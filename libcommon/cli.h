@@ -6,7 +6,7 @@
  * drift apart. -h/--help prints usage to stdout and exits 0, --version
  * prints the version, an unknown option or a bad value is a one-line usage
  * error with exit status 2, and number parsing checks range and quotes the
- * offending text.
+ * offending text. Also the elapsed time programs report on their work.
  */
 #ifndef MS_CLI_H
 #define MS_CLI_H
@@ -15,6 +15,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdio.h>
+#include <time.h>
 
 /* Keys for options that have no short letter start here. */
 #define MS_KEY_LONG 256
@@ -92,5 +93,8 @@ int ms_parse_double(const char *s, double *out);
  * one is a usage error. Handles "-h", "--help" and "--version" before it.
  */
 const struct ms_cmd *ms_cli_subcmd(const struct ms_cmd *cmd, int argc, char **argv);
+
+/* Seconds from t0 (CLOCK_MONOTONIC) to now: a program's elapsed time. */
+double ms_seconds_since(const struct timespec *t0);
 
 #endif

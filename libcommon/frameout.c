@@ -169,6 +169,20 @@ int ms_frameout_close(struct ms_frameout *o, ms_err *e)
 	return rc;
 }
 
+int ms_frameout_finish(struct ms_frameout *o, bool *reader_gone, ms_err *e)
+{
+	if (*reader_gone) {
+		ms_frameout_abandon(o);
+		return 0;
+	}
+	if (ms_frameout_close(o, e) == 0)
+		return 0;
+	if (errno != EPIPE)
+		return -1;
+	*reader_gone = true;
+	return 0;
+}
+
 void ms_frameout_abandon(struct ms_frameout *o)
 {
 	if (!o)

@@ -65,6 +65,13 @@ int ms_frameout_put(struct ms_frameout *o, const struct ms_frame *f, ms_err *e);
  * it looks (see ms_fwriter_close).
  */
 int ms_frameout_close(struct ms_frameout *o, ms_err *e);
+/*
+ * End a camera's stream: ms_frameout_close, or ms_frameout_abandon when
+ * *reader_gone says the reader has left already. A reader that leaves
+ * during the close (EPIPE) sets *reader_gone and is no error: a reader that
+ * stops reading is a normal end of a camera's stream.
+ */
+int ms_frameout_finish(struct ms_frameout *o, bool *reader_gone, ms_err *e);
 /* Free o without an end record, removing the ring (a reader that went away). */
 void ms_frameout_abandon(struct ms_frameout *o);
 /* Remove the ring's name only; for an exit handler (NULL is fine). */

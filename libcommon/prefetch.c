@@ -190,13 +190,7 @@ struct ms_prefetch *ms_prefetch_start_flags(struct ms_framesrc *src, size_t max_
 	pthread_condattr_destroy(&ca);
 	if (pthread_create(&p->thread, NULL, reader, p) != 0) {
 		ms_err_set(e, "cannot start the reader thread:");
-		ms_framesrc_set_wake_fd(src, -1);
-		close(p->wake[0]);
-		close(p->wake[1]);
-		pthread_mutex_destroy(&p->lock);
-		pthread_cond_destroy(&p->changed);
-		free_slots(p);
-		free(p);
+		ms_prefetch_stop(p);	/* with no thread, only the teardown */
 		return NULL;
 	}
 	p->thread_started = true;
@@ -278,10 +272,10 @@ void ms_prefetch_stop(struct ms_prefetch *p)
 		ssize_t k = write(p->wake[1], "", 1);
 		(void)k;
 		pthread_join(p->thread, NULL);
-		ms_framesrc_set_wake_fd(p->src, -1);
-		close(p->wake[0]);
-		close(p->wake[1]);
 	}
+	ms_framesrc_set_wake_fd(p->src, -1);
+	close(p->wake[0]);
+	close(p->wake[1]);
 	pthread_mutex_destroy(&p->lock);
 	pthread_cond_destroy(&p->changed);
 	free_slots(p);

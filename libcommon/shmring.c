@@ -89,6 +89,20 @@ struct layout {
 	size_t hdr_bytes, frame_bytes, slot_bytes, meta_off, slots_off, total;
 };
 
+/* What a writer or a reader keeps of the ring's shape. */
+static void take_shape(struct ms_shmring *r, const struct ms_frame_info *info, uint32_t nslots,
+		       uint32_t nmeta, const struct layout *l)
+{
+	r->info = *info;
+	r->nslots = nslots;
+	r->nmeta = nmeta;
+	r->hdr_bytes = l->hdr_bytes;
+	r->frame_bytes = l->frame_bytes;
+	r->slot_bytes = l->slot_bytes;
+	r->meta_off = l->meta_off;
+	r->slots_off = l->slots_off;
+}
+
 static size_t round_up(size_t n, size_t to)
 {
 	return (n + to - 1) / to * to;
@@ -251,14 +265,7 @@ struct ms_shmring *ms_shmring_create(const char *name, const struct ms_frame_inf
 	ring->base = base;
 	ring->size = l.total;
 	ring->hdr = base;
-	ring->hdr_bytes = l.hdr_bytes;
-	ring->info = *info;
-	ring->nslots = nslots;
-	ring->nmeta = MS_SHMRING_META;
-	ring->frame_bytes = l.frame_bytes;
-	ring->slot_bytes = l.slot_bytes;
-	ring->meta_off = l.meta_off;
-	ring->slots_off = l.slots_off;
+	take_shape(ring, info, nslots, MS_SHMRING_META, &l);
 	ring->id = random_id();
 
 	/* The fresh segment is zero: every stamp says "never written". */
@@ -496,14 +503,7 @@ struct ms_shmring *ms_shmring_open(const char *name, ms_err *e)
 		ms_err_set(e, "shared-memory ring '%s' has an inconsistent header", norm);
 		goto fail;
 	}
-	r->info = info;
-	r->nslots = h->nslots;
-	r->nmeta = h->nmeta;
-	r->hdr_bytes = l.hdr_bytes;
-	r->frame_bytes = l.frame_bytes;
-	r->slot_bytes = l.slot_bytes;
-	r->meta_off = l.meta_off;
-	r->slots_off = l.slots_off;
+	take_shape(r, &info, h->nslots, h->nmeta, &l);
 	r->id = h->id;
 	if (rw) {
 		void *p = mmap(NULL, r->hdr_bytes, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);

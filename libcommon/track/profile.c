@@ -177,22 +177,11 @@ int ms_radial_profile_n(const float *roi, int w, double x, double y, int oversam
 	const ms_v4f cap = ms_v4_set1((float)(wt == MS_PROFILE_CUBIC ? nb + 1 : nb));
 	const ms_v4f one = ms_v4_set1(1), sixth = ms_v4_set1(1.0f / 6);
 
-	int rlo = (int)ceil(y - rmax), rhi = (int)floor(y + rmax);
-	if (rlo < 0)
-		rlo = 0;
-	if (rhi > w - 1)
-		rhi = w - 1;
+	int rlo, rhi, clo, chi;
+	ms_disc_rows(w, y, rmax, &rlo, &rhi);
 	for (int r = rlo; r <= rhi; r++) {
-		double dy = r - y, rest = rmax2 - dy * dy;
-		if (rest < 0)
-			continue;
-		double half = sqrt(rest);
-		int clo = (int)ceil(x - half), chi = (int)floor(x + half);
-		if (clo < 0)
-			clo = 0;
-		if (chi > w - 1)
-			chi = w - 1;
-		if (clo > chi)
+		double dy = r - y;
+		if (!ms_disc_row(w, x, dy, rmax2, INFINITY, &clo, &chi))
 			continue;
 		ms_v4f vdy2 = ms_v4_set1((float)(dy * dy));
 		int n = chi - clo + 1;

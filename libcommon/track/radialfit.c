@@ -173,17 +173,12 @@ static void lsq_moments(const float *roi, int w, double x, double y, float os, d
 	double rmax = (nb - 2 - 1e-3) / os;
 	const ms_v4f lane = {0, 1, 2, 3}, vos = ms_v4_set1(os), zero = ms_v4_set1(0);
 	const ms_v4f lo = ms_v4_set1((float)s0), hi = ms_v4_set1((float)(nb - 2));
-	int rlo = (int)ceil(y - rmax), rhi = (int)floor(y + rmax);
-	rlo = rlo < 0 ? 0 : rlo;
-	rhi = rhi > w - 1 ? w - 1 : rhi;
+	int rlo, rhi, clo, chi;
+	ms_disc_rows(w, y, rmax, &rlo, &rhi);
 	for (int r = rlo; r <= rhi; r++) {
-		double dy = r - y, rest = rmax * rmax - dy * dy;
-		if (rest < 0)
+		double dy = r - y;
+		if (!ms_disc_row(w, x, dy, rmax * rmax, INFINITY, &clo, &chi))
 			continue;
-		double half = sqrt(rest);
-		int clo = (int)ceil(x - half), chi = (int)floor(x + half);
-		clo = clo < 0 ? 0 : clo;
-		chi = chi > w - 1 ? w - 1 : chi;
 		int n = chi - clo + 1;
 		const float *row = roi + (size_t)r * w + clo;
 		ms_v4f vdy2 = ms_v4_set1((float)(dy * dy));
@@ -573,22 +568,11 @@ static void gn_pass(const float *roi, int w, double x, double y, float os, const
 	 * symmetric about the centre, so that what the template gets wrong
 	 * (a radial error) pulls every way equally */
 	double hx = fmin(x + 0.5, w - 0.5 - x), hy = fmin(y + 0.5, w - 0.5 - y);
-	int rlo = (int)ceil(y - fmin(rmax, hy)), rhi = (int)floor(y + fmin(rmax, hy));
-	if (rlo < 0)
-		rlo = 0;
-	if (rhi > w - 1)
-		rhi = w - 1;
+	int rlo, rhi, clo, chi;
+	ms_disc_rows(w, y, fmin(rmax, hy), &rlo, &rhi);
 	for (int r = rlo; r <= rhi; r++) {
-		double dy = r - y, rest = rmax2 - dy * dy;
-		if (rest < 0)
-			continue;
-		double half = fmin(sqrt(rest), hx);
-		int clo = (int)ceil(x - half), chi = (int)floor(x + half);
-		if (clo < 0)
-			clo = 0;
-		if (chi > w - 1)
-			chi = w - 1;
-		if (clo > chi)
+		double dy = r - y;
+		if (!ms_disc_row(w, x, dy, rmax2, hx, &clo, &chi))
 			continue;
 		int n = chi - clo + 1;
 		const float *row = roi + (size_t)r * w + clo;

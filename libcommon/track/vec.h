@@ -4,8 +4,9 @@
  * known multiple of the vector width, never reorders a float reduction
  * without -ffast-math, and keeps an errno call behind sqrtf; writing the
  * hot loops in GCC vector extensions gets SIMD code at the project's
- * ordinary flags while IEEE semantics (NaN tests) stay intact. Internal to
- * libcommon/track.
+ * ordinary flags while IEEE semantics (NaN tests) stay intact. Also the
+ * walk over the pixels of a disc that the radial kernels share. Internal
+ * to libcommon/track.
  */
 #ifndef MS_TRACK_VEC_H
 #define MS_TRACK_VEC_H
@@ -128,6 +129,38 @@ static inline float ms_dot(const float *a, const float *b, size_t n)
 	for (; i < n; i++)
 		s += a[i] * b[i];
 	return s;
+}
+
+/* The rows of a w x w ROI that a disc of radius rmax about row y reaches. */
+static inline void ms_disc_rows(int w, double y, double rmax, int *rlo, int *rhi)
+{
+	*rlo = (int)ceil(y - rmax);
+	*rhi = (int)floor(y + rmax);
+	if (*rlo < 0)
+		*rlo = 0;
+	if (*rhi > w - 1)
+		*rhi = w - 1;
+}
+
+/*
+ * The columns clo..chi of ROI row r (dy = r - y) within the disc of radius
+ * sqrt(rmax2) about (x, y) and within hx of x (INFINITY: no such limit);
+ * 0 when there are none.
+ */
+static inline int ms_disc_row(int w, double x, double dy, double rmax2, double hx, int *clo,
+			      int *chi)
+{
+	double rest = rmax2 - dy * dy;
+	if (rest < 0)
+		return 0;
+	double half = fmin(sqrt(rest), hx);
+	*clo = (int)ceil(x - half);
+	*chi = (int)floor(x + half);
+	if (*clo < 0)
+		*clo = 0;
+	if (*chi > w - 1)
+		*chi = w - 1;
+	return *clo <= *chi;
 }
 
 /* Round up to a multiple of 4 lanes, so that row buffers need no tail loop. */

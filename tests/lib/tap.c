@@ -79,6 +79,20 @@ void tap_diag(const char *fmt, ...)
 	va_end(ap);
 }
 
+const char *tap_capture(const char *cmd, char *out, size_t size)
+{
+	/* our own buffered lines first, so that the child's cannot come between */
+	fflush(stdout);
+	FILE *p = popen(cmd, "r");
+	size_t n = p ? fread(out, 1, size - 1, p) : 0;
+	out[n] = '\0';
+	while (n && out[n - 1] == '\n')
+		out[--n] = '\0';
+	if (p)
+		pclose(p);
+	return out;
+}
+
 const char *tap_tmpdir(void)
 {
 	if (!tmpdir[0]) {

@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "cli.h"
 #include "err.h"
@@ -430,6 +431,27 @@ static void test_parse_numbers(void)
 	}
 }
 
+/* Elapsed time on the monotonic clock: a start 1.5 s back, and a 20 ms nap. */
+static void test_seconds_since(void)
+{
+	struct timespec t0;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	struct timespec back = t0;
+	back.tv_sec -= 2;
+	back.tv_nsec += 500000000L;
+	if (back.tv_nsec >= 1000000000L) {
+		back.tv_nsec -= 1000000000L;
+		back.tv_sec++;
+	}
+	double s = ms_seconds_since(&back);
+	/* the upper bounds only guard against a wrong unit, not a slow machine */
+	tap_ok(s >= 1.5 && s < 60, "a start 1.5 s back is %.6f s ago", s);
+	struct timespec nap = {0, 20000000L};
+	nanosleep(&nap, NULL);
+	s = ms_seconds_since(&t0);
+	tap_ok(s >= 0.02 && s < 60, "after a 20 ms nap: %.6f s", s);
+}
+
 int main(void)
 {
 	test_parse();
@@ -437,5 +459,6 @@ int main(void)
 	test_parse_numbers();
 	test_exits();
 	test_subcmd();
+	test_seconds_since();
 	return tap_done();
 }

@@ -10,6 +10,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -195,6 +196,47 @@ static void test_lifetime(void)
 	close(p[1]);
 }
 
+/*
+ * finish: a reader that left before (reader_gone set) or during the close
+ * (EPIPE) is a normal end; the ring goes either way. An inline output, so
+ * that the header is all in the pipe and closing its read end is enough.
+ */
+static void test_finish(void)
+{
+	signal(SIGPIPE, SIG_IGN);
+	struct ms_frameout_opts none = { 0 };
+	ms_err e = { { 0 } };
+	int p[2];
+	if (pipe(p) < 0)
+		return;
+	struct ms_frameout *out = ms_frameout_open(p[1], &info, &none, "t", "the pipe", &e);
+	put_frames(out, 0, 1);
+	close(p[0]);
+	bool gone = false;
+	tap_ok(out && ms_frameout_finish(out, &gone, &e) == 0 && gone,
+	       "finish: a reader gone during the close is a normal end, and said (%s)", e.msg);
+	close(p[1]);
+
+	if (pipe(p) < 0)
+		return;
+	out = ms_frameout_open(p[1], &info, &none, "t", "the pipe", &e);
+	close(p[0]);
+	gone = true;
+	tap_ok(out && ms_frameout_finish(out, &gone, &e) == 0 && gone,
+	       "finish: a reader known to be gone gets no end record");
+	close(p[1]);
+
+	/* a real write error stays one */
+	int fd = open("/dev/full", O_WRONLY);
+	out = fd >= 0 ? ms_frameout_open(fd, &info, &none, "t", "/dev/full", &e) : NULL;
+	gone = false;
+	tap_ok(fd < 0 || (!out && errno == ENOSPC) ||
+	       (out && ms_frameout_finish(out, &gone, &e) < 0 && !gone),
+	       "finish: a full disk is an error, not a reader gone (%s)", e.msg);
+	if (fd >= 0)
+		close(fd);
+}
+
 /* Read from fd until "ENDHDR\n" and the n bytes after it are in buf; returns the header length. */
 static size_t read_header(int fd, char *buf, size_t size)
 {
@@ -295,5 +337,6 @@ int main(void)
 	test_stale();
 	test_lifetime();
 	test_late_join();
+	test_finish();
 	return tap_done();
 }

@@ -134,14 +134,7 @@ static char *py(const char *code, const char *arg)
 	fprintf(f, "import sys, glob, os, h5py, tifffile, numpy as np\n%s", code);
 	fclose(f);
 	snprintf(cmd, sizeof cmd, "/usr/bin/python3 '%s' '%s' 2>&1", script, arg);
-	fflush(stdout);
-	FILE *p = popen(cmd, "r");
-	size_t n = p ? fread(out, 1, sizeof out - 1, p) : 0;
-	out[n] = '\0';
-	while (n && out[n - 1] == '\n')
-		out[--n] = '\0';
-	if (p)
-		pclose(p);
+	tap_capture(cmd, out, sizeof out);
 	return out;
 }
 

@@ -904,22 +904,45 @@ static void test_stream_linger(void)
 	tap_ok(child_ok(pid), "linger: the writer exits 0 once the reader attached");
 }
 
+/*
+ * A shm stream whose descriptors go to the file TAG.msf in the scratch
+ * directory (its name in path), from a new ring named after TAG: the
+ * writer, or NULL with e set; *ring and *fd get the ring and the file.
+ */
+static struct ms_fwriter *file_stream(const char *tag, const struct ms_frame_info *info,
+				      uint32_t nslots, char *path, size_t psize,
+				      struct ms_shmring **ring, int *fd, ms_err *e)
+{
+	char name[128];
+	shm_name(name, sizeof name, tag);
+	snprintf(path, psize, "%s/%s.msf", tap_tmpdir(), tag);
+	*fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+	*ring = ms_shmring_create(name, info, nslots, e);
+	return *ring ? ms_fwriter_open_shm(*fd, *ring, path, e) : NULL;
+}
+
+/* Stream ring positions from .. to-1 (their seq and t_ns), each filled. */
+static void stream_range(struct ms_fwriter *w, const struct ms_frame_info *info, void *buf,
+		      uint64_t from, uint64_t to, ms_err *e)
+{
+	for (uint64_t p = from; w && p < to; p++) {
+		struct ms_frame f = { seq_of(p), t_of(seq_of(p)), *info, buf };
+		fill(buf, info, f.seq);
+		ms_fwriter_put(w, &f, e);
+	}
+}
+
 static void test_stream_gone(void)
 {
 	char name[128], path[512];
 	shm_name(name, sizeof name, "gone");
-	snprintf(path, sizeof path, "%s/shm.msf", tap_tmpdir());
 	const struct ms_frame_info info = { 48, 32, MS_PIX_U16, 80.5 };
 	ms_err e = { { 0 } };
-	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-	struct ms_shmring *ring = ms_shmring_create(name, &info, 4, &e);
-	struct ms_fwriter *w = ring ? ms_fwriter_open_shm(fd, ring, path, &e) : NULL;
+	struct ms_shmring *ring;
+	int fd;
+	struct ms_fwriter *w = file_stream("gone", &info, 4, path, sizeof path, &ring, &fd, &e);
 	uint16_t buf[48 * 32];
-	for (uint64_t p = 0; w && p < 3; p++) {
-		struct ms_frame f = { seq_of(p), t_of(seq_of(p)), info, buf };
-		fill(buf, &info, f.seq);
-		ms_fwriter_put(w, &f, &e);
-	}
+	stream_range(w, &info, buf, 0, 3, &e);
 	double t0 = now_s();
 	tap_ok(w && ms_fwriter_close(w, &e) == 0 && now_s() - t0 < 0.5,
 	       "a shm stream written to a file closes at once (no reader to wait for)");
@@ -969,20 +992,14 @@ static void test_stream_gone(void)
 /* The fill a reader reports: frames in the ring it has not read, per slot. */
 static void test_stream_fill(void)
 {
-	char name[128], path[512];
-	shm_name(name, sizeof name, "fill");
-	snprintf(path, sizeof path, "%s/fill.msf", tap_tmpdir());
+	char path[512];
 	const struct ms_frame_info info = { 16, 8, MS_PIX_U8, 0 };
 	ms_err e = { { 0 } };
-	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-	struct ms_shmring *ring = ms_shmring_create(name, &info, 8, &e);
-	struct ms_fwriter *w = ring ? ms_fwriter_open_shm(fd, ring, path, &e) : NULL;
+	struct ms_shmring *ring;
+	int fd;
+	struct ms_fwriter *w = file_stream("fill", &info, 8, path, sizeof path, &ring, &fd, &e);
 	uint8_t buf[16 * 8];
-	uint64_t p = 0;
-	for (; w && p < 2; p++) {
-		struct ms_frame f = { seq_of(p), t_of(seq_of(p)), info, buf };
-		ms_fwriter_put(w, &f, &e);
-	}
+	stream_range(w, &info, buf, 0, 2, &e);
 	int rfd = open(path, O_RDONLY);
 	struct ms_freader *r = w ? ms_freader_open(rfd, path, &e) : NULL;
 	double f0 = -1, f1 = -1, f2 = -1, f3 = -1;
@@ -992,15 +1009,9 @@ static void test_stream_fill(void)
 		ms_freader_fill(r, &f0, &o1);
 		ms_freader_next(r, &got, &e);
 		ms_freader_fill(r, &f1, &o1);
-		for (; p < 7; p++) {
-			struct ms_frame f = { seq_of(p), t_of(seq_of(p)), info, buf };
-			ms_fwriter_put(w, &f, &e);
-		}
+		stream_range(w, &info, buf, 2, 7, &e);
 		ms_freader_fill(r, &f2, &o1);
-		for (; p < 17; p++) {
-			struct ms_frame f = { seq_of(p), t_of(seq_of(p)), info, buf };
-			ms_fwriter_put(w, &f, &e);
-		}
+		stream_range(w, &info, buf, 7, 17, &e);
 		ms_freader_fill(r, &f3, &o3);
 	}
 	tap_ok(r && f0 == 0 && f1 == 1.0 / 8 && f2 == 6.0 / 8 && o1 == 0 && f3 == 1 && o3 == 8,

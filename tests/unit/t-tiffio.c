@@ -256,15 +256,8 @@ static void tifffile_check(const char *label, const char *path, const char *want
 		 "print(a.shape, a.dtype, int(a.sum(dtype=\"uint64\")), m.get(\"images\"), len(lab), "
 		 "lab[0], lab[-1], \"%%d/%%d\" %% (xr[1], xr[0]), m.get(\"unit\"), t.is_bigtiff, "
 		 "len(offs), contig)' '%s' 2>&1", path);
-	FILE *p = popen(cmd, "r");
-	char out[1024] = "";
-	size_t n = p ? fread(out, 1, sizeof out - 1, p) : 0;
-	out[n] = 0;
-	if (n && out[n - 1] == '\n')
-		out[n - 1] = 0;
-	if (p)
-		pclose(p);
-	tap_str(out, want, "%s: tifffile reads it back", label);
+	char out[1024];
+	tap_str(tap_capture(cmd, out, sizeof out), want, "%s: tifffile reads it back", label);
 }
 
 static bool have_tifffile(void)
@@ -350,15 +343,8 @@ static void live_tifffile(const char *label, const char *path, const char *want)
 		 "print(s.shape, s.axes, a.dtype, m.get('images'), m.get('channels'), m.get('frames'), "
 		 "len(lab), lab[0], lab[-1], t.is_bigtiff, np.array_equal(a4, want))\n"
 		 "EOF\n", path);
-	FILE *p = popen(cmd, "r");
-	char out[1024] = "";
-	size_t n = p ? fread(out, 1, sizeof out - 1, p) : 0;
-	out[n] = 0;
-	if (n && out[n - 1] == '\n')
-		out[n - 1] = 0;
-	if (p)
-		pclose(p);
-	tap_str(out, want, "%s: tifffile", label);
+	char out[1024];
+	tap_str(tap_capture(cmd, out, sizeof out), want, "%s: tifffile", label);
 }
 
 /* A child writes, syncs after `synced` frames, writes more, and is killed. */

@@ -452,6 +452,38 @@ static double acc_rms(const struct acc *a)
 	return a->n ? sqrt(a->se / a->n) : INFINITY;
 }
 
+/*
+ * Track n beads at offsets U(-2, 2) px from the ROI centre and heights
+ * U(z0, z0 + zspan) nm, each error added to xy (x and y) and z when given.
+ */
+static void bead_run(const struct ms_tracker *t, enum ms_pixfmt fmt, double scale, int noisy,
+		     int n, uint64_t seed, double z0, double zspan, struct acc *xy, struct acc *za)
+{
+	int w = ms_tracker_params(t)->roi_size;
+	ms_err e;
+	struct ms_track_ws *ws = ms_track_ws_new(t, &e);
+	struct scene sc;
+	scene_init(&sc, w, fmt);
+	struct ms_rng g;
+	ms_rng_seed(&g, seed);
+	for (int i = 0; i < n; i++) {
+		double cx = w / 2 + 4 * ms_rng_uniform(&g) - 2, cy = w / 2 + 4 * ms_rng_uniform(&g) - 2;
+		double z = z0 + zspan * ms_rng_uniform(&g);
+		scene_bead(&sc, cx, cy, z, scale, noisy ? &g : NULL);
+		struct ms_roi_in in = scene_in(&sc, 0);
+		struct ms_xyz o;
+		ms_track_roi(t, ws, &in, &o, NULL);
+		if (za)
+			acc_add(za, o.z - z);
+		if (xy) {
+			acc_add(xy, o.x - cx);
+			acc_add(xy, o.y - cy);
+		}
+	}
+	scene_free(&sc);
+	ms_track_ws_free(ws);
+}
+
 /* x/y RMS per axis over n beads at offsets U(-2, 2) px from the ROI centre. */
 static struct acc xy_run(int w, enum ms_pixfmt fmt, double scale, int noisy, int n,
 			 const struct ms_track_params *pp, uint64_t seed)
@@ -463,24 +495,8 @@ static struct acc xy_run(int w, enum ms_pixfmt fmt, double scale, int noisy, int
 	p.roi_size = w;
 	ms_err e;
 	struct ms_tracker *t = ms_tracker_new(&p, NULL, &e);
-	struct ms_track_ws *ws = ms_track_ws_new(t, &e);
-	struct scene sc;
-	scene_init(&sc, w, fmt);
-	struct ms_rng g;
-	ms_rng_seed(&g, seed);
 	struct acc a = {0};
-	for (int i = 0; i < n; i++) {
-		double cx = w / 2 + 4 * ms_rng_uniform(&g) - 2, cy = w / 2 + 4 * ms_rng_uniform(&g) - 2;
-		double z = -4000 + 8000 * ms_rng_uniform(&g);
-		scene_bead(&sc, cx, cy, z, scale, noisy ? &g : NULL);
-		struct ms_roi_in in = scene_in(&sc, 0);
-		struct ms_xyz o;
-		ms_track_roi(t, ws, &in, &o, NULL);
-		acc_add(&a, o.x - cx);
-		acc_add(&a, o.y - cy);
-	}
-	scene_free(&sc);
-	ms_track_ws_free(ws);
+	bead_run(t, fmt, scale, noisy, n, seed, -4000, 8000, &a, NULL);
 	ms_tracker_free(t);
 	return a;
 }
@@ -710,27 +726,8 @@ static struct acc z_run(int w, enum ms_weighting wt, int os, enum ms_pixfmt fmt,
 	p.oversample = os;
 	ms_err e;
 	struct ms_tracker *t = ms_tracker_new(&p, &lut, &e);
-	struct ms_track_ws *ws = ms_track_ws_new(t, &e);
-	struct scene sc;
-	scene_init(&sc, w, fmt);
-	struct ms_rng g;
-	ms_rng_seed(&g, seed);
 	struct acc a = {0};
-	for (int i = 0; i < n; i++) {
-		double cx = w / 2 + 4 * ms_rng_uniform(&g) - 2, cy = w / 2 + 4 * ms_rng_uniform(&g) - 2;
-		double z = -5000 + 10000 * ms_rng_uniform(&g);
-		scene_bead(&sc, cx, cy, z, scale, noisy ? &g : NULL);
-		struct ms_roi_in in = scene_in(&sc, 0);
-		struct ms_xyz o;
-		ms_track_roi(t, ws, &in, &o, NULL);
-		acc_add(&a, o.z - z);
-		if (xy) {
-			acc_add(xy, o.x - cx);
-			acc_add(xy, o.y - cy);
-		}
-	}
-	scene_free(&sc);
-	ms_track_ws_free(ws);
+	bead_run(t, fmt, scale, noisy, n, seed, -5000, 10000, xy, &a);
 	ms_tracker_free(t);
 	lut_free(&lut);
 	return a;
