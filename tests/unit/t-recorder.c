@@ -234,6 +234,22 @@ static void test_stamps(void)
 	setenv("TZ", "UTC0", 1);
 }
 
+/* Saving into folder in mode, rotating every rotation_min minutes, on the
+ * fake clock at *clock. */
+static struct ms_recorder_opts saving_opts(const char *folder, enum ms_rec_mode mode,
+					   unsigned rotation_min, uint64_t *clock)
+{
+	struct ms_recorder_opts o;
+	ms_recorder_opts_default(&o);
+	o.folder = folder;
+	o.saving = true;
+	o.mode = mode;
+	o.rotation_min = rotation_min;
+	o.now = fake_now;
+	o.now_ctx = clock;
+	return o;
+}
+
 /*
  * Rotation every minute, timestamps crossing buckets, a late batch, a
  * frame from before the start; then a new file, a change of rotation, a
@@ -243,13 +259,7 @@ static void test_stamps(void)
 static void test_rotation(void)
 {
 	uint64_t clock = S0;
-	struct ms_recorder_opts o;
-	ms_recorder_opts_default(&o);
-	o.folder = dir("rot");
-	o.saving = true;
-	o.rotation_min = 1;
-	o.now = fake_now;
-	o.now_ctx = &clock;
+	struct ms_recorder_opts o = saving_opts(dir("rot"), MS_REC_TRACK, 1, &clock);
 	ms_err e = {""};
 	struct ms_recorder *r = ms_recorder_new(&o, &e);
 	if (!tap_ok(r != NULL, "recorder: saving into %s %s", o.folder, e.msg))
@@ -337,13 +347,8 @@ static void test_collisions(void)
 		snprintf(p, sizeof p, "%s/%s", f, names[i]);
 		close(open(p, O_CREAT | O_WRONLY, 0644));
 	}
-	struct ms_recorder_opts o;
-	ms_recorder_opts_default(&o);
-	o.folder = f;
-	o.saving = true;
-	o.mode = MS_REC_TRACK_FULL_VIDEO;
-	o.now = fake_now;
-	o.now_ctx = &clock;
+	struct ms_recorder_opts o = saving_opts(f, MS_REC_TRACK_FULL_VIDEO, MS_REC_ROTATION_DEFAULT,
+						  &clock);
 	ms_err e = {""};
 	struct ms_recorder *r = ms_recorder_new(&o, &e);
 	int rc = !r || put_at(r, S0 + 2 * SEC, &e) || ms_recorder_close(r, &e);
@@ -395,13 +400,7 @@ static void test_mode(enum ms_rec_mode m, const char *want)
 	uint64_t clock = S0;
 	char name[64];
 	snprintf(name, sizeof name, "mode-%s", ms_rec_mode_word(m));
-	struct ms_recorder_opts o;
-	ms_recorder_opts_default(&o);
-	o.folder = dir(name);
-	o.saving = true;
-	o.mode = m;
-	o.now = fake_now;
-	o.now_ctx = &clock;
+	struct ms_recorder_opts o = saving_opts(dir(name), m, MS_REC_ROTATION_DEFAULT, &clock);
 	ms_err e = {""};
 	struct ms_recorder *r = ms_recorder_new(&o, &e);
 	int rc = !r || put_at(r, S0 + SEC, &e) || put_at(r, S0 + 2 * SEC, &e);
@@ -441,14 +440,7 @@ static void test_modes_files(void)
 static void test_video_files(void)
 {
 	uint64_t clock = S0;
-	struct ms_recorder_opts o;
-	ms_recorder_opts_default(&o);
-	o.folder = dir("vid");
-	o.saving = true;
-	o.mode = MS_REC_TRACK_ROI_VIDEO;
-	o.rotation_min = 1;
-	o.now = fake_now;
-	o.now_ctx = &clock;
+	struct ms_recorder_opts o = saving_opts(dir("vid"), MS_REC_TRACK_ROI_VIDEO, 1, &clock);
 	ms_err e = {""};
 	struct ms_recorder *r = ms_recorder_new(&o, &e);
 	static struct tb b;
@@ -516,12 +508,8 @@ static void test_video_files(void)
 static void test_failures(void)
 {
 	uint64_t clock = S0;
-	struct ms_recorder_opts o;
-	ms_recorder_opts_default(&o);
-	o.folder = dir("fail");
-	o.saving = true;
-	o.now = fake_now;
-	o.now_ctx = &clock;
+	struct ms_recorder_opts o = saving_opts(dir("fail"), MS_REC_TRACK, MS_REC_ROTATION_DEFAULT,
+						  &clock);
 	ms_err e = {""};
 	struct ms_recorder *r = ms_recorder_new(&o, &e);
 	static struct tb b;
@@ -608,14 +596,7 @@ static void test_close_failure(void)
 	pid_t pid = fork();
 	if (pid == 0) {
 		uint64_t clock = S0;
-		struct ms_recorder_opts o;
-		ms_recorder_opts_default(&o);
-		o.folder = dir("closefail");
-		o.saving = true;
-		o.mode = MS_REC_FULL_VIDEO;
-		o.rotation_min = 1;
-		o.now = fake_now;
-		o.now_ctx = &clock;
+		struct ms_recorder_opts o = saving_opts(dir("closefail"), MS_REC_FULL_VIDEO, 1, &clock);
 		ms_err e = {""};
 		struct ms_recorder *c = ms_recorder_new(&o, &e);
 		if (!c || put_at(c, S0 + SEC, &e))

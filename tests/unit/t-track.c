@@ -63,6 +63,20 @@ static void lut_free(struct ms_zlut *lut)
 	free(lut->profiles);
 }
 
+/* The default tracker (64 px) on a clean 121-plane table from -6 um in
+ * 100 nm steps: lut gets the table (lut_free it after the tracker), p the
+ * parameters. */
+static struct ms_tracker *default_tracker(struct ms_zlut *lut, struct ms_track_params *p)
+{
+	lut_make(lut, 64, 1, MS_PROFILE_LINEAR, 121, -6000, 100, 1, 0);
+	ms_track_params_default(p);
+	ms_err e;
+	struct ms_tracker *t = ms_tracker_new(p, lut, &e);
+	if (!t)
+		tap_diag("default tracker: %s", e.msg);
+	return t;
+}
+
 /* ---- medians, mean, COM ---- */
 
 static int cmp_u16(const void *a, const void *b)
@@ -954,11 +968,9 @@ static int robust_sweep(const struct ms_tracker *t, struct ms_track_ws *ws, floa
 static void test_robust(void)
 {
 	struct ms_zlut lut;
-	lut_make(&lut, 64, 1, MS_PROFILE_LINEAR, 121, -6000, 100, 1, 0);
 	struct ms_track_params p;
-	ms_track_params_default(&p);
 	ms_err e;
-	struct ms_tracker *t = ms_tracker_new(&p, &lut, &e);
+	struct ms_tracker *t = default_tracker(&lut, &p);
 	struct ms_track_ws *ws = ms_track_ws_new(t, &e);
 	size_t plen = ms_tracker_plen(t);
 	float *prof = xcalloc(plen, 4), *roi = xcalloc(64 * 64, 4);
@@ -1278,11 +1290,9 @@ static void test_z_cubic(void)
 static void test_z_search(void)
 {
 	struct ms_zlut lut;
-	lut_make(&lut, 64, 1, MS_PROFILE_LINEAR, 121, -6000, 100, 1, 0);
 	struct ms_track_params p;
-	ms_track_params_default(&p);
 	ms_err e;
-	struct ms_tracker *t = ms_tracker_new(&p, &lut, &e);
+	struct ms_tracker *t = default_tracker(&lut, &p);
 	struct ms_track_ws *ws = ms_track_ws_new(t, &e);
 	struct scene sc;
 	scene_init(&sc, 64, MS_PIX_U16);
@@ -1550,11 +1560,9 @@ static void test_fit_core(void)
 static void test_saturation(void)
 {
 	struct ms_zlut lut;
-	lut_make(&lut, 64, 1, MS_PROFILE_LINEAR, 121, -6000, 100, 1, 0);
 	struct ms_track_params p;
-	ms_track_params_default(&p);
 	ms_err e;
-	struct ms_tracker *t = ms_tracker_new(&p, &lut, &e);
+	struct ms_tracker *t = default_tracker(&lut, &p);
 	struct ms_track_ws *ws = ms_track_ws_new(t, &e);
 	struct scene sc;
 	scene_init(&sc, 64, MS_PIX_U16);
@@ -1611,11 +1619,9 @@ static void test_consistency(void)
 {
 	enum { N = 48 };
 	struct ms_zlut lut;
-	lut_make(&lut, 64, 1, MS_PROFILE_LINEAR, 121, -6000, 100, 1, 0);
 	struct ms_track_params p;
-	ms_track_params_default(&p);
 	ms_err e;
-	struct ms_tracker *t = ms_tracker_new(&p, &lut, &e);
+	struct ms_tracker *t = default_tracker(&lut, &p);
 	size_t plen = ms_tracker_plen(t);
 	float *rois = xcalloc((size_t)N * 64 * 64, 4);
 	struct ms_rng g;
